@@ -1,0 +1,89 @@
+/**
+ * Loads the native addon: a prebuilt binary from prebuilds/<platform>-<arch>/ (shipped in
+ * the npm package, so installing needs no compiler and no install script) or, in this
+ * repository, the local build in build/Release/. node-gyp-build does the lookup.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FusediffError } from './errors.js';
+
+export interface NativeTensor {
+  shape(): number[];
+  read(): Promise<Float32Array>;
+  dispose(): void;
+  disposed(): boolean;
+}
+
+export interface NativeUNetInfo {
+  parameterCount: number;
+  kernels: string;
+  numDownsamples: number;
+  timeEmbeddingDim: number;
+  numOps: number;
+}
+
+export interface NativeUNet {
+  forward(
+    sample: NativeTensor,
+    timesteps: Float64Array,
+    classIds: Float64Array | null,
+    classValues: Float64Array | null,
+    classVectors: Float32Array | null,
+  ): Promise<NativeTensor>;
+  info(): NativeUNetInfo;
+  arenaBytes(batch: number, height: number, width: number): number;
+  dispose(): void;
+}
+
+export interface WeightSpec {
+  name: string;
+  shape: number[];
+}
+
+export interface NativeAddon {
+  NativeTensor: new (data?: Float32Array, shape?: number[]) => NativeTensor;
+  NativeUNet: {
+    load(config: object, weightFiles: string[], kernels?: string): Promise<NativeUNet>;
+    expectedWeights(config: object): WeightSpec[];
+  };
+  setErrorClass(ctor: typeof FusediffError): void;
+  memoryStats(): { liveBytes: number; liveBuffers: number; peakBytes: number };
+  runtimeInfo(): {
+    kernels: string;
+    threads: number;
+    cpuFeatures: { avx2: boolean; avx512: boolean; avx512Vnni: boolean; avx512Bf16: boolean };
+    activationMemoryLimit: number;
+  };
+  setActivationMemoryLimit(bytes: number): void;
+}
+
+/** The package root: lib/ (sources under test) and dist/ (the build) both sit one level below. */
+export function packageRoot(): string {
+  const here = typeof __dirname === 'string' ? __dirname : path.dirname(fileURLToPath(import.meta.url));
+  return path.resolve(here, '..');
+}
+
+let addon: NativeAddon | undefined;
+
+export function native(): NativeAddon {
+  if (addon) return addon;
+  const root = packageRoot();
+  const require = createRequire(path.join(root, 'package.json'));
+  let loaded: NativeAddon;
+  try {
+    const load = require('node-gyp-build') as (dir: string) => NativeAddon;
+    loaded = load(root);
+  } catch (cause) {
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    throw new FusediffError(
+      'E_BACKEND_UNAVAILABLE',
+      `no fusediff native binary for ${process.platform}-${process.arch} (Node-API 8) was found: ${detail}. ` +
+        'Prebuilt binaries ship for linux-x64; elsewhere build from source: install cmake and a C++17 compiler, ' +
+        'then run `npm run build:native` in node_modules/fusediff.',
+    );
+  }
+  loaded.setErrorClass(FusediffError);
+  addon = loaded;
+  return loaded;
+}

@@ -1,0 +1,22 @@
+/** Process-level diagnostics and limits of the native engine. */
+import { FusediffError } from './errors.js';
+import { native } from './native.js';
+
+/** Bytes and buffers the engine holds now, and its peak; for leak checks and monitoring. */
+export function memoryStats(): { liveBytes: number; liveBuffers: number; peakBytes: number } {
+  return native().memoryStats();
+}
+
+/** Kernel path, thread count, CPU features and the activation memory limit in force. */
+export function runtimeInfo(): ReturnType<ReturnType<typeof native>['runtimeInfo']> {
+  return native().runtimeInfo();
+}
+
+/**
+ * Caps the activation memory of one forward pass (bytes); larger requests fail up front
+ * with E_RESOURCE. 0 restores the default (half of physical memory).
+ */
+export function setActivationMemoryLimit(bytes: number): void {
+  if (!Number.isFinite(bytes) || bytes < 0) throw new FusediffError('E_ARGUMENT', 'the memory limit must be a number of bytes >= 0');
+  native().setActivationMemoryLimit(bytes);
+}

@@ -1,0 +1,101 @@
+/**
+ * A loaded UNet2DModel. forward() runs off the main thread and returns a new Tensor; the
+ * model can serve many concurrent forwards (each takes its own activation arena).
+ */
+import { FusediffError } from '../errors.js';
+import type { NativeUNet } from '../native.js';
+import { Tensor } from '../tensor.js';
+import type { UNet2DConfig } from './config.js';
+
+export interface ForwardOptions {
+  /**
+   * Class conditioning, one entry per batch item: integer class ids for models with
+   * `num_class_embeds`; the class "timesteps" for `class_embed_type: "timestep"`; for
+   * `"identity"`, a Float32Array of batch x time-embedding-dim values added to the embedding.
+   */
+  classLabels?: readonly number[] | Int32Array | Float64Array | Float32Array;
+}
+
+export interface UNetInfo {
+  parameterCount: number;
+  /** The CPU kernel path in use: avx512, avx2, generic or reference. */
+  kernels: string;
+  /** Input height and width must be multiples of 2^numDownsamples. */
+  numDownsamples: number;
+  timeEmbeddingDim: number;
+}
+
+export class UNet {
+  readonly config: Readonly<UNet2DConfig>;
+  /** @internal */
+  handle: NativeUNet | null;
+
+  /** @internal Use loadUNet(). */
+  constructor(config: UNet2DConfig, handle: NativeUNet) {
+    this.config = Object.freeze(config);
+    this.handle = handle;
+  }
+
+  private native(): NativeUNet {
+    if (!this.handle) throw new FusediffError('E_DISPOSED', 'this UNet has been disposed');
+    return this.handle;
+  }
+
+  get info(): UNetInfo {
+    const i = this.native().info();
+    return { parameterCount: i.parameterCount, kernels: i.kernels, numDownsamples: i.numDownsamples, timeEmbeddingDim: i.timeEmbeddingDim };
+  }
+
+  /**
+   * The model's output (noise prediction, or whatever it was trained to predict) for an NCHW
+   * `sample` at `timestep` — one number for the whole batch or one per batch item.
+   */
+  async forward(sample: Tensor, timestep: number | readonly number[] | Float64Array, options: ForwardOptions = {}): Promise<Tensor> {
+    const handle = this.native();
+    if (!(sample instanceof Tensor)) throw new FusediffError('E_ARGUMENT', 'sample must be a fusediff Tensor');
+    const shape = sample.shape;
+    if (shape.length !== 4)
+      throw new FusediffError('E_SHAPE', `sample must be [batch, channels, height, width], got [${shape.join(', ')}]`);
+    const batch = shape[0];
+    const timesteps = toTimesteps(timestep, batch);
+    let ids: Float64Array | null = null;
+    let values: Float64Array | null = null;
+    let vectors: Float32Array | null = null;
+    const labels = options.classLabels;
+    if (labels !== undefined && labels !== null) {
+      if (this.config.class_embed_type === 'identity') {
+        vectors = labels instanceof Float32Array ? labels : Float32Array.from(labels as ArrayLike<number>);
+      } else if (this.config.class_embed_type === 'timestep') {
+        values = Float64Array.from(labels as ArrayLike<number>);
+      } else {
+        ids = Float64Array.from(labels as ArrayLike<number>);
+        if (ids.length === 1 && batch > 1) ids = new Float64Array(batch).fill(ids[0]);
+      }
+    }
+    return new Tensor(await handle.forward(sample.handle, timesteps, ids, values, vectors));
+  }
+
+  /** Bytes of activation memory one forward at this input size needs. */
+  activationBytes(batch: number, height: number, width: number): number {
+    return this.native().arenaBytes(batch, height, width);
+  }
+
+  /** Releases the weights and cached activation memory; forwards already running finish first. */
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = null;
+  }
+}
+
+function toTimesteps(timestep: number | readonly number[] | Float64Array, batch: number): Float64Array {
+  if (typeof timestep === 'number') {
+    if (!Number.isFinite(timestep)) throw new FusediffError('E_ARGUMENT', `timestep must be a finite number, got ${timestep}`);
+    return new Float64Array(batch).fill(timestep);
+  }
+  const values = Float64Array.from(timestep as ArrayLike<number>);
+  if (values.length === 1 && batch > 1) return new Float64Array(batch).fill(values[0]);
+  if (values.length !== batch)
+    throw new FusediffError('E_SHAPE', `got ${values.length} timesteps for a batch of ${batch}; give one, or one per image`);
+  for (const t of values) if (!Number.isFinite(t)) throw new FusediffError('E_ARGUMENT', `timestep ${t} is not finite`);
+  return values;
+}

@@ -1,0 +1,54 @@
+#include "binding/runtime.h"
+
+#include "binding/errors.h"
+#include "core/aligned_buffer.h"
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "kernels/kernels.h"
+#include "unet/executor.h"
+
+namespace fusediff::binding {
+namespace {
+
+Napi::Value memory_stats(const Napi::CallbackInfo& info) {
+  const MemoryStats s = fusediff::memory_stats();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("liveBytes", static_cast<double>(s.live_bytes));
+  out.Set("liveBuffers", static_cast<double>(s.live_buffers));
+  out.Set("peakBytes", static_cast<double>(s.peak_bytes));
+  return out;
+}
+
+Napi::Value runtime_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    const CpuFeatures& f = cpu_features();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("kernels", kernels::select_kernels().name);
+    out.Set("threads", ThreadPool::global().num_threads());
+    Napi::Object feats = Napi::Object::New(env);
+    feats.Set("avx2", f.avx2);
+    feats.Set("avx512", f.avx512);
+    feats.Set("avx512Vnni", f.avx512_vnni);
+    feats.Set("avx512Bf16", f.avx512_bf16);
+    out.Set("cpuFeatures", feats);
+    out.Set("activationMemoryLimit", static_cast<double>(unet::activation_memory_limit()));
+    return out;
+  });
+}
+
+Napi::Value set_memory_limit(const Napi::CallbackInfo& info) {
+  const double bytes = info[0].ToNumber().DoubleValue();
+  unet::set_activation_memory_limit(bytes > 0 ? static_cast<int64_t>(bytes) : 0);
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void register_runtime(Napi::Env env, Napi::Object exports) {
+  exports.Set("memoryStats", Napi::Function::New(env, memory_stats));
+  exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info));
+  exports.Set("setActivationMemoryLimit", Napi::Function::New(env, set_memory_limit));
+}
+
+}  // namespace fusediff::binding

@@ -1,0 +1,141 @@
+#include "binding/unet_wrap.h"
+
+#include "binding/addon_data.h"
+#include "binding/async.h"
+#include "binding/config_convert.h"
+#include "binding/errors.h"
+#include "binding/tensor_wrap.h"
+#include "io/safetensors.h"
+#include "kernels/kernels.h"
+
+namespace fusediff::binding {
+
+namespace {
+template <typename T, typename Array>
+std::vector<T> optional_array(Napi::Env env, Napi::Value v, const char* what) {
+  if (v.IsUndefined() || v.IsNull()) return {};
+  if (!v.IsTypedArray()) throw make_error(env, "E_ARGUMENT", std::string(what) + " must be a typed array");
+  Array a = v.As<Array>();
+  return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
+}
+}  // namespace
+
+Napi::Function UNetWrap::define(Napi::Env env) {
+  return DefineClass(env, "NativeUNet",
+                     {StaticMethod<&UNetWrap::load>("load"),
+                      StaticMethod<&UNetWrap::expected_weights>("expectedWeights"),
+                      InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
+                      InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
+                      InstanceMethod<&UNetWrap::dispose>("dispose")});
+}
+
+UNetWrap::UNetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UNetWrap>(info) {}
+
+std::shared_ptr<unet::Executor> UNetWrap::executor(Napi::Env env) {
+  if (!executor_) throw make_error(env, "E_DISPOSED", "this UNet has been disposed");
+  return executor_;
+}
+
+Napi::Value UNetWrap::load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsObject()) throw make_error(env, "E_ARGUMENT", "load expects a config object");
+    unet::UNetConfig config = to_unet_config(env, info[0].As<Napi::Object>());
+    if (!info[1].IsArray()) throw make_error(env, "E_ARGUMENT", "load expects an array of weight file paths");
+    std::vector<std::string> paths;
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) paths.push_back(a.Get(i).ToString().Utf8Value());
+    const kernels::KernelTable* table = info[2].IsString() ? &kernels::kernels_by_name(info[2].As<Napi::String>().Utf8Value())
+                                                           : &kernels::select_kernels();
+    auto result = std::make_shared<std::shared_ptr<unet::Executor>>();
+    return Task::run(
+        env,
+        [config, paths, table, result] {
+          std::vector<std::shared_ptr<io::SafetensorsFile>> files;
+          for (const auto& p : paths) files.push_back(io::SafetensorsFile::open(p));
+          unet::SafetensorsWeights weights(std::move(files));
+          *result = std::make_shared<unet::Executor>(unet::build_plan(config, weights, *table));
+        },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object obj = addon_data(env).unet_class.New({});
+          Unwrap(obj)->executor_ = std::move(*result);
+          return obj;
+        });
+  });
+}
+
+Napi::Value UNetWrap::expected_weights(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsObject()) throw make_error(env, "E_ARGUMENT", "expectedWeights expects a config object");
+    unet::UNetConfig config = to_unet_config(env, info[0].As<Napi::Object>());
+    unet::WeightRecorder recorder;
+    unet::build_plan(config, recorder, kernels::reference_kernels(), /*dry_run=*/true);
+    Napi::Array out = Napi::Array::New(env, recorder.entries().size());
+    for (size_t i = 0; i < recorder.entries().size(); ++i) {
+      const auto& e = recorder.entries()[i];
+      Napi::Object item = Napi::Object::New(env);
+      item.Set("name", e.name);
+      Napi::Array shape = Napi::Array::New(env, e.shape.size());
+      for (size_t j = 0; j < e.shape.size(); ++j) shape.Set(static_cast<uint32_t>(j), static_cast<double>(e.shape[j]));
+      item.Set("shape", shape);
+      out.Set(static_cast<uint32_t>(i), item);
+    }
+    return out;
+  });
+}
+
+Napi::Value UNetWrap::forward(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto exec = executor(env);
+    TensorPtr sample = TensorWrap::unwrap(env, info[0], "sample");
+    auto input = std::make_shared<unet::ForwardInput>();
+    input->timesteps = optional_array<double, Napi::Float64Array>(env, info[1], "timesteps");
+    std::vector<double> ids = optional_array<double, Napi::Float64Array>(env, info[2], "class ids");
+    for (double id : ids) {
+      if (id != static_cast<double>(static_cast<int64_t>(id)))
+        throw make_error(env, "E_ARGUMENT", "class labels must be integers, got " + std::to_string(id));
+      input->class_ids.push_back(static_cast<int64_t>(id));
+    }
+    input->class_values = optional_array<double, Napi::Float64Array>(env, info[3], "class values");
+    input->class_vectors = optional_array<float, Napi::Float32Array>(env, info[4], "class vectors");
+    auto result = std::make_shared<TensorPtr>();
+    return Task::run(
+        env,
+        [exec, sample, input, result] {
+          input->sample = sample.get();
+          *result = exec->forward(*input);
+        },
+        [result](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, std::move(*result)); });
+  });
+}
+
+Napi::Value UNetWrap::info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto exec = executor(env);
+  const unet::Plan& plan = exec->plan();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("parameterCount", static_cast<double>(plan.parameter_count));
+  out.Set("kernels", plan.kernels->name);
+  out.Set("numDownsamples", plan.num_downsamples);
+  out.Set("timeEmbeddingDim", plan.time_dim);
+  out.Set("numOps", static_cast<double>(plan.ops.size()));
+  return out;
+}
+
+Napi::Value UNetWrap::arena_bytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    auto exec = executor(env);
+    const int n = info[0].ToNumber().Int32Value(), h = info[1].ToNumber().Int32Value(), w = info[2].ToNumber().Int32Value();
+    return Napi::Number::New(env, static_cast<double>(exec->arena_bytes(n, h, w)));
+  });
+}
+
+Napi::Value UNetWrap::dispose(const Napi::CallbackInfo& info) {
+  executor_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace fusediff::binding

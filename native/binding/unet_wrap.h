@@ -1,0 +1,33 @@
+// NativeUNet: a JS handle on a loaded U-Net (its plan and executor).
+#pragma once
+#include <napi.h>
+
+#include <memory>
+
+#include "unet/executor.h"
+
+namespace fusediff::binding {
+
+class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
+ public:
+  static Napi::Function define(Napi::Env env);
+  explicit UNetWrap(const Napi::CallbackInfo& info);
+
+ private:
+  // load(config, weightFiles: string[], kernels?: string): Promise<NativeUNet>
+  static Napi::Value load(const Napi::CallbackInfo& info);
+  // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
+  static Napi::Value expected_weights(const Napi::CallbackInfo& info);
+  // forward(sample, timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
+  //         classVectors?: Float32Array): Promise<NativeTensor>
+  Napi::Value forward(const Napi::CallbackInfo& info);
+  Napi::Value info(const Napi::CallbackInfo& info);
+  Napi::Value arena_bytes(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<unet::Executor> executor(Napi::Env env);
+
+  std::shared_ptr<unet::Executor> executor_;
+};
+
+}  // namespace fusediff::binding

@@ -1,0 +1,49 @@
+// The memory-bound ops of the U-Net, on NHWC float32 activations. One plain, threaded
+// implementation each: they move bytes, and the FLOP-heavy work lives in the kernel table.
+#pragma once
+#include <cstdint>
+
+#include "core/thread_pool.h"
+
+namespace fusediff::kernels {
+
+// API tensors are NCHW; the engine works in NHWC. `center` applies diffusers'
+// center_input_sample (x -> 2x - 1) on the way in.
+void nchw_to_nhwc(const float* x, int batch, int channels, int height, int width, bool center, float* y,
+                  ThreadPool& pool);
+// On the way out; `divisor` (nullable, one per batch item) divides each image, as the
+// Fourier-embedding models divide their output by the noise level.
+void nhwc_to_nchw(const float* x, int batch, int height, int width, int channels, const float* divisor, float* y,
+                  ThreadPool& pool);
+
+// GroupNorm over [batch][pixels][channels] with `groups` groups of consecutive channels,
+// statistics (mean, biased variance) per (image, group) accumulated in float64:
+//   y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c]
+// then, if scale_shift is set (ResNet "scale_shift" time conditioning),
+//   y = y * (1 + scale_shift[n*stride + c]) + scale_shift[n*stride + channels + c]
+// then SiLU if `silu`.
+struct GroupNormParams {
+  int batch = 1;
+  int64_t pixels = 0;
+  int channels = 0;
+  int groups = 1;
+  float eps = 1e-5f;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  const float* scale_shift = nullptr;
+  int64_t scale_shift_stride = 0;
+  bool silu = false;
+};
+void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);
+
+// y = x * sigmoid(x), elementwise.
+void silu(const float* x, int64_t count, float* y);
+
+// Nearest-neighbour x2: y[n, 2i + a, 2j + b, c] = x[n, i, j, c].
+void upsample_nearest2x(const float* x, int batch, int height, int width, int channels, float* y, ThreadPool& pool);
+// 2x2 average pooling with stride 2 (height and width even).
+void avg_pool2x2(const float* x, int batch, int height, int width, int channels, float* y, ThreadPool& pool);
+// y[pixel] = concat(a[pixel] (ca channels), b[pixel] (cb channels)).
+void concat_channels(const float* a, int ca, const float* b, int cb, int64_t pixels, float* y, ThreadPool& pool);
+
+}  // namespace fusediff::kernels

@@ -1,0 +1,71 @@
+// The CPU kernel layer: what the U-Net executor calls, independent of ISA.
+//
+// Activations are NHWC float32 ([batch][height][width][channels], row-major) inside the
+// engine: a 3x3 convolution then reads, for each of its nine taps, one contiguous run of
+// input channels (implicit GEMM, no im2col buffer).
+//
+// Convolutions and attention carry most of the FLOPs, so they come in a plain reference
+// version (the oracle for tests and FUSEDIFF_CPU=reference) and fast versions chosen at run
+// time per ISA through KernelTable. The memory-bound ops (GroupNorm, resampling, concat,
+// layout changes) have one plain, threaded implementation in elementwise.h.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "core/aligned_buffer.h"
+#include "core/thread_pool.h"
+
+namespace fusediff::kernels {
+
+// y[n, oy, ox, co] = sum_{ky,kx,ci} x[n, oy*stride - pad_top + ky, ox*stride - pad_left + kx, ci]
+//                                   * w[co, ci, ky, kx]        (zero outside the input)
+struct Conv2dParams {
+  int batch = 1;
+  int in_h = 0, in_w = 0, in_c = 0;
+  int out_h = 0, out_w = 0, out_c = 0;
+  int kernel = 3;  // 1 or 3
+  int stride = 1;  // 1 or 2
+  int pad_top = 0, pad_left = 0;
+};
+
+// Applied to each output value before its single store:
+//   y = (acc + bias[co] + batch_bias[n * batch_bias_stride + co] + residual[n,oy,ox,co]) * output_scale
+// which covers a conv bias, the per-image time-embedding add of a ResNet block, the residual
+// add and diffusers' output_scale_factor / rescale_output_factor (as its reciprocal).
+struct ConvEpilogue {
+  const float* bias = nullptr;
+  const float* batch_bias = nullptr;
+  int64_t batch_bias_stride = 0;
+  const float* residual = nullptr;
+  float output_scale = 1.0f;
+};
+
+// Convolution weights in the layout a kernel table wants, packed once at load.
+struct PackedConv {
+  AlignedBuffer data;
+  int out_c = 0, in_c = 0, kernel = 0;
+};
+
+// softmax(Q K^T / sqrt(head_dim)) V per batch item and head.
+// qkv: [batch][tokens][3 * channels] (all queries' features, then keys', then values' per token);
+// out: [batch][tokens][channels]; head k owns features [k * head_dim, (k + 1) * head_dim).
+struct AttentionParams {
+  int batch = 1, tokens = 0, channels = 0, heads = 1;
+};
+
+struct KernelTable {
+  const char* name;
+  void (*pack_conv)(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out);
+  void (*conv2d)(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
+                 ThreadPool& pool);
+  void (*attention)(const AttentionParams& p, const float* qkv, float* out, ThreadPool& pool);
+};
+
+// The plain implementations (reference/).
+const KernelTable& reference_kernels();
+// The best table for this CPU, or the one FUSEDIFF_CPU names (avx512, avx2, generic,
+// reference); an unknown or unavailable name gives Error(Argument).
+const KernelTable& select_kernels();
+const KernelTable& kernels_by_name(const std::string& name);
+
+}  // namespace fusediff::kernels
