@@ -27,12 +27,13 @@ struct TensorInfo {
 };
 
 struct SafetensorsLimits {
-  uint64_t max_header_bytes = uint64_t{100} << 20;  // the reference implementation's cap
-  uint64_t max_tensors = uint64_t{1} << 18;         // the largest real checkpoints hold ~1e5
-  uint64_t max_metadata_entries = uint64_t{1} << 16;
+  uint64_t max_header_bytes = uint64_t{100} << 20;  // about the reference implementation's 100 MB
+  uint64_t max_tensors = uint64_t{1} << 16;         // diffusion checkpoints hold a few thousand
+  uint64_t max_metadata_entries = uint64_t{1} << 14;
   int max_rank = 8;
 };
 
+// Immutable once opened: any number of threads may read tensors from one file at once.
 class SafetensorsFile {
  public:
   // Maps the file read-only (or reads it whole where mapping is not possible) and validates

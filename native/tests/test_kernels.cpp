@@ -1,0 +1,160 @@
+// Every fast kernel against its reference: all kernel tables available on this CPU, over
+// shapes that exercise tiles, tails and borders (widths below and around the register tile,
+// channel counts that are not multiples of 16, stride 2 with both paddings, 1x1 and 3x3,
+// every epilogue term), and with 1 and 2 threads (the results must be identical).
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/cpu_features.h"
+#include "core/thread_pool.h"
+#include "kernels/elementwise.h"
+#include "kernels/kernels.h"
+#include "tests/check.h"
+
+using namespace fusediff;
+using namespace fusediff::kernels;
+
+namespace {
+
+std::vector<float> random_vector(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+std::vector<const KernelTable*> fast_tables() {
+  std::vector<const KernelTable*> tables{&kernels_by_name("generic")};
+  if (cpu_features().avx2) tables.push_back(&kernels_by_name("avx2"));
+  if (cpu_features().avx512) tables.push_back(&kernels_by_name("avx512"));
+  return tables;
+}
+
+struct ConvCase {
+  int batch, h, w, in_c, out_c, kernel, stride, pad;
+  bool bias, batch_bias, residual;
+  float scale;
+};
+
+std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadPool& pool, const std::vector<float>& x,
+                            const std::vector<float>& w, const std::vector<float>& b, const std::vector<float>& bb,
+                            const std::vector<float>& res, Conv2dParams* params_out) {
+  Conv2dParams p;
+  p.batch = c.batch;
+  p.in_h = c.h, p.in_w = c.w, p.in_c = c.in_c;
+  p.out_h = (c.h + 2 * c.pad - c.kernel) / c.stride + 1;
+  p.out_w = (c.w + 2 * c.pad - c.kernel) / c.stride + 1;
+  if (c.pad == 0 && c.stride == 2) p.out_h = c.h / 2, p.out_w = c.w / 2;  // diffusers' asymmetric (0,1,0,1) pad
+  p.out_c = c.out_c;
+  p.kernel = c.kernel;
+  p.stride = c.stride;
+  p.pad_top = p.pad_left = c.pad;
+  *params_out = p;
+  PackedConv packed;
+  table.pack_conv(w.data(), c.out_c, c.in_c, c.kernel, &packed);
+  ConvEpilogue e;
+  if (c.bias) e.bias = b.data();
+  if (c.batch_bias) e.batch_bias = bb.data(), e.batch_bias_stride = c.out_c + 5;
+  if (c.residual) e.residual = res.data();
+  e.output_scale = c.scale;
+  std::vector<float> y(static_cast<size_t>(p.batch) * p.out_h * p.out_w * p.out_c, NAN);
+  table.conv2d(p, x.data(), packed, e, y.data(), pool);
+  return y;
+}
+
+}  // namespace
+
+TEST_CASE("conv2d: every fast table matches the reference, thread-count independent") {
+  const std::vector<ConvCase> cases = {
+      {1, 8, 8, 16, 16, 3, 1, 1, true, false, false, 1.0f},
+      {2, 5, 13, 3, 20, 3, 1, 1, true, true, true, 0.5f},     // odd sizes, channel tail
+      {1, 1, 1, 7, 33, 3, 1, 1, true, false, false, 1.0f},    // all border
+      {1, 2, 2, 5, 16, 3, 2, 0, true, false, false, 1.0f},    // window never fully inside
+      {2, 16, 12, 24, 40, 3, 2, 1, true, true, false, 1.0f},  // stride 2, pad 1
+      {1, 16, 16, 32, 32, 3, 2, 0, true, false, true, 1.0f},  // stride 2, pad 0 (asymmetric)
+      {3, 6, 17, 48, 64, 1, 1, 0, true, false, true, 0.7f},   // 1x1 with residual
+      {1, 1, 9, 64, 96, 1, 1, 0, true, false, false, 1.0f},   // a linear layer over 9 rows
+      {1, 32, 32, 64, 48, 3, 1, 1, true, true, true, 1.0f},
+  };
+  ThreadPool one(1), two(2);
+  uint32_t seed = 1;
+  for (const ConvCase& c : cases) {
+    const auto x = random_vector(static_cast<size_t>(c.batch) * c.h * c.w * c.in_c, seed++);
+    const auto w = random_vector(static_cast<size_t>(c.out_c) * c.in_c * c.kernel * c.kernel, seed++, 0.2f);
+    const auto b = random_vector(c.out_c, seed++);
+    const auto bb = random_vector(static_cast<size_t>(c.batch) * (c.out_c + 5), seed++);
+    Conv2dParams p;
+    std::vector<float> probe = run_conv(reference_kernels(), c, one, x, w, b, bb, {}, &p);
+    const auto res = random_vector(probe.size(), seed++);
+    const std::vector<float> expected = run_conv(reference_kernels(), c, one, x, w, b, bb, res, &p);
+    double max_abs = 0;
+    for (float v : expected) max_abs = std::fmax(max_abs, std::fabs(v));
+    for (const KernelTable* table : fast_tables()) {
+      const std::vector<float> y1 = run_conv(*table, c, one, x, w, b, bb, res, &p);
+      const std::vector<float> y2 = run_conv(*table, c, two, x, w, b, bb, res, &p);
+      double err = 0;
+      for (size_t i = 0; i < expected.size(); ++i) err = std::fmax(err, std::fabs(y1[i] - expected[i]));
+      // float32 sums of up to 9 x 64 products in a different order: a few ulps of the magnitude.
+      CHECK(err <= 1e-5 * (1 + max_abs));
+      CHECK(y1 == y2);
+    }
+  }
+}
+
+TEST_CASE("attention: threaded kernel equals the reference exactly") {
+  AttentionParams p;
+  p.batch = 2, p.tokens = 70, p.channels = 24, p.heads = 3;
+  const auto qkv = random_vector(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels, 42);
+  std::vector<float> expected(static_cast<size_t>(p.batch) * p.tokens * p.channels);
+  ThreadPool one(1), two(2);
+  reference_kernels().attention(p, qkv.data(), expected.data(), one);
+  for (const KernelTable* table : fast_tables()) {
+    std::vector<float> y(expected.size());
+    table->attention(p, qkv.data(), y.data(), two);
+    CHECK(y == expected);
+  }
+  // Rows of the softmax sum to one: with V = 1 everywhere the output is 1.
+  std::vector<float> ones = qkv;
+  for (int i = 0; i < p.batch * p.tokens; ++i)
+    for (int c = 0; c < p.channels; ++c) ones[static_cast<size_t>(i) * 3 * p.channels + 2 * p.channels + c] = 1.0f;
+  std::vector<float> y(expected.size());
+  reference_kernels().attention(p, ones.data(), y.data(), one);
+  for (float v : y) CHECK_NEAR(v, 1.0f, 1e-5f);
+}
+
+TEST_CASE("group_norm: normalises each (image, group) to mean 0, variance 1") {
+  GroupNormParams p;
+  p.batch = 2, p.pixels = 50, p.channels = 12, p.groups = 3, p.eps = 0.0f;
+  std::vector<float> gamma(12, 1.0f), beta(12, 0.0f);
+  p.gamma = gamma.data();
+  p.beta = beta.data();
+  auto x = random_vector(static_cast<size_t>(p.batch) * p.pixels * p.channels, 7, 3.0f);
+  for (float& v : x) v += 100.0f;  // a large mean must not hurt the variance
+  std::vector<float> y(x.size());
+  ThreadPool two(2);
+  group_norm(p, x.data(), y.data(), two);
+  for (int n = 0; n < p.batch; ++n)
+    for (int g = 0; g < p.groups; ++g) {
+      double s = 0, s2 = 0;
+      for (int pix = 0; pix < p.pixels; ++pix)
+        for (int c = 0; c < 4; ++c) {
+          const double v = y[(static_cast<size_t>(n) * p.pixels + pix) * p.channels + g * 4 + c];
+          s += v;
+          s2 += v * v;
+        }
+      CHECK_NEAR(s / 200, 0.0, 1e-5);
+      CHECK_NEAR(s2 / 200, 1.0, 1e-4);
+    }
+}
+
+TEST_CASE("resampling: nearest x2 then 2x2 average pooling is the identity") {
+  const int b = 2, h = 3, w = 5, c = 7;
+  const auto x = random_vector(static_cast<size_t>(b) * h * w * c, 9);
+  std::vector<float> up(x.size() * 4), down(x.size());
+  ThreadPool two(2);
+  upsample_nearest2x(x.data(), b, h, w, c, up.data(), two);
+  avg_pool2x2(up.data(), b, 2 * h, 2 * w, c, down.data(), two);
+  CHECK(down == x);
+}

@@ -1,0 +1,20 @@
+// Runs the diffusers fixture suite once per CPU kernel path this machine can execute
+// (FUSEDIFF_CPU=reference|generic|avx2|avx512), so every path is checked against diffusers,
+// not only the one the CPU would pick.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const addon = require('node-gyp-build')(process.cwd());
+const { cpuFeatures } = addon.runtimeInfo();
+const paths = ['reference', 'generic'];
+if (cpuFeatures.avx2) paths.push('avx2');
+if (cpuFeatures.avx512) paths.push('avx512');
+for (const name of paths) {
+  console.log(`\n== kernel path ${name}`);
+  const r = spawnSync('npx', ['vitest', 'run', 'test/unet-fixtures.test.ts'], {
+    stdio: 'inherit',
+    env: { ...process.env, FUSEDIFF_CPU: name },
+  });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}

@@ -1,0 +1,73 @@
+/** Forward-pass behaviour beyond the golden numbers: batching, timesteps forms, concurrency. */
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadUNet, memoryStats, Tensor, type UNet } from '../lib/index.js';
+import { rng } from './helpers/random-model.js';
+
+const CM = path.join(__dirname, 'fixtures/diffusers/models/unet_cm_mirror');
+
+function randomImages(batch: number, seed: number): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: batch * 3 * 16 * 16 }, () => 2 * r() - 1);
+}
+
+describe('forward', () => {
+  let unet: UNet;
+  beforeAll(async () => {
+    unet = await loadUNet(CM);
+  });
+  afterAll(() => unet.dispose());
+
+  it('a batch gives exactly what its images give one by one', async () => {
+    const data = randomImages(3, 1);
+    const t = [-1553.5, 0, 1095.5];
+    const labels = [0, 3, 9];
+    const batched = await (await unet.forward(Tensor.fromFloat32(data, [3, 3, 16, 16]), t, { classLabels: labels })).toFloat32Array();
+    const per = 3 * 16 * 16;
+    for (let i = 0; i < 3; i++) {
+      const one = Tensor.fromFloat32(data.subarray(i * per, (i + 1) * per), [1, 3, 16, 16]);
+      const y = await (await unet.forward(one, t[i], { classLabels: [labels[i]] })).toFloat32Array();
+      expect(Buffer.compare(Buffer.from(y.buffer), Buffer.from(batched.buffer, i * per * 4, per * 4))).toBe(0);
+    }
+  });
+
+  it('a scalar timestep equals the same value repeated per item', async () => {
+    const x = Tensor.fromFloat32(randomImages(2, 2), [2, 3, 16, 16]);
+    const a = await (await unet.forward(x, 250, { classLabels: [1, 1] })).toFloat32Array();
+    const b = await (await unet.forward(x, [250, 250], { classLabels: [1] })).toFloat32Array();
+    expect(Buffer.compare(Buffer.from(a.buffer), Buffer.from(b.buffer))).toBe(0);
+  });
+
+  it('concurrent forwards on one model equal sequential ones', async () => {
+    const inputs = Array.from({ length: 8 }, (_, i) => Tensor.fromFloat32(randomImages(1, 100 + i), [1, 3, 16, 16]));
+    const sequential: Float32Array[] = [];
+    for (const [i, x] of inputs.entries()) sequential.push(await (await unet.forward(x, i * 100, { classLabels: [i] })).toFloat32Array());
+    const concurrent = await Promise.all(
+      inputs.map(async (x, i) => (await unet.forward(x, i * 100, { classLabels: [i] })).toFloat32Array()),
+    );
+    for (let i = 0; i < inputs.length; i++) expect(Array.from(concurrent[i])).toEqual(Array.from(sequential[i]));
+  });
+
+  it('the event loop keeps running during a forward', async () => {
+    const x = Tensor.fromFloat32(randomImages(64, 3), [64, 3, 16, 16]);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const start = performance.now();
+    const pending = unet.forward(x, 10, { classLabels: new Array(64).fill(2) });
+    const returnedAfter = performance.now() - start;
+    await pending;
+    const total = performance.now() - start;
+    clearInterval(timer);
+    // The call only queues work: it returns long before the result, and timers fire meanwhile.
+    expect(returnedAfter).toBeLessThan(total / 4);
+    expect(ticks).toBeGreaterThan(0);
+  });
+
+  it('disposing outputs returns engine memory to its level before the forwards', async () => {
+    const x = Tensor.fromFloat32(randomImages(1, 4), [1, 3, 16, 16]);
+    await (await unet.forward(x, 1, { classLabels: [0] })).dispose(); // warm the arena
+    const before = memoryStats().liveBytes;
+    for (let i = 0; i < 20; i++) (await unet.forward(x, i, { classLabels: [0] })).dispose();
+    expect(memoryStats().liveBytes).toBe(before);
+  });
+});
