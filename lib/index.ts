@@ -5,4 +5,4 @@ export { loadUNet, expectedWeights, type LoadUNetOptions } from './unet/load.js'
 export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockType, type UpBlockType } from './unet/config.js';
 export { parsePythonJson } from './json.js';
 export { memoryStats, runtimeInfo, setActivationMemoryLimit } from './runtime.js';
-export type { WeightSpec } from './native.js';
+export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';

@@ -23,7 +23,37 @@ export interface NativeUNetInfo {
   numOps: number;
 }
 
+export interface PlanLinear {
+  sources: string[];
+  in: number;
+  out: number;
+}
+
+export type PlanOp =
+  | { op: 'conv'; sources: string[]; in: number; out: number; kernel: number; stride: number; pad: number; tembOffset: number; residual: number; outputScale: number }
+  | { op: 'groupnorm'; source: string; in: number; out: number; groups: number; eps: number; silu: boolean; scaleShiftOffset: number }
+  | { op: 'attention'; in: number; out: number; heads: number }
+  | { op: 'upsample2x' | 'avgpool2x2'; in: number; out: number }
+  | { op: 'concat'; a: number; b: number; out: number };
+
+/** A loaded U-Net's plan: activation values (NHWC, height = H >> scale) and the ops over them. */
+export interface PlanDescription {
+  time: { type: 'positional' | 'fourier'; projDim: number; dim: number; flipSinToCos: boolean; freqShift: number; linear1: PlanLinear; linear2: PlanLinear };
+  classEmbedding: { type: null | 'identity' } | { type: 'embedding'; numClasses: number } | { type: 'timestep'; linear1: PlanLinear; linear2: PlanLinear };
+  /** Every ResNet's time_emb_proj as one layer applied to silu(temb); ops read column slices. */
+  tembProj: PlanLinear;
+  centerInputSample: boolean;
+  inChannels: number;
+  outChannels: number;
+  numDownsamples: number;
+  values: { scale: number; channels: number }[];
+  input: number;
+  output: number;
+  ops: PlanOp[];
+}
+
 export interface NativeUNet {
+  describe(): PlanDescription;
   forward(
     sample: NativeTensor,
     timesteps: Float64Array,

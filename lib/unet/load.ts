@@ -66,7 +66,7 @@ export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Prom
   if (!(await isFile(weights)))
     throw new FusediffError('E_IO', `no ${WEIGHTS_FILE} in ${folder}`);
   const handle = await native().NativeUNet.load(config, [weights], options.kernels);
-  return new UNet(config, handle);
+  return new UNet(config, handle, [weights]);
 }
 
 /** The weight names and shapes a config needs (diffusers names, PyTorch shapes). */

@@ -3,7 +3,7 @@
  * model can serve many concurrent forwards (each takes its own activation arena).
  */
 import { FusediffError } from '../errors.js';
-import type { NativeUNet } from '../native.js';
+import type { NativeUNet, PlanDescription } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { UNet2DConfig } from './config.js';
 
@@ -27,13 +27,16 @@ export interface UNetInfo {
 
 export class UNet {
   readonly config: Readonly<UNet2DConfig>;
+  /** The safetensors file(s) the weights were read from. */
+  readonly weightFiles: readonly string[];
   /** @internal */
   handle: NativeUNet | null;
 
   /** @internal Use loadUNet(). */
-  constructor(config: UNet2DConfig, handle: NativeUNet) {
+  constructor(config: UNet2DConfig, handle: NativeUNet, weightFiles: readonly string[]) {
     this.config = Object.freeze(config);
     this.handle = handle;
+    this.weightFiles = Object.freeze([...weightFiles]);
   }
 
   private native(): NativeUNet {
@@ -73,6 +76,11 @@ export class UNet {
       }
     }
     return new Tensor(await handle.forward(sample.handle, timesteps, ids, values, vectors));
+  }
+
+  /** The execution plan: the ops, the activation values and the weights each op reads. */
+  describePlan(): PlanDescription {
+    return this.native().describe();
   }
 
   /** Bytes of activation memory one forward at this input size needs. */

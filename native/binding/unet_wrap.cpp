@@ -4,6 +4,7 @@
 #include "binding/async.h"
 #include "binding/config_convert.h"
 #include "binding/errors.h"
+#include "binding/plan_describe.h"
 #include "binding/tensor_wrap.h"
 #include "io/safetensors.h"
 #include "kernels/kernels.h"
@@ -26,6 +27,7 @@ Napi::Function UNetWrap::define(Napi::Env env) {
                       StaticMethod<&UNetWrap::expected_weights>("expectedWeights"),
                       InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
                       InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
+                      InstanceMethod<&UNetWrap::describe>("describe"),
                       InstanceMethod<&UNetWrap::dispose>("dispose")});
 }
 
@@ -122,6 +124,11 @@ Napi::Value UNetWrap::info(const Napi::CallbackInfo& info) {
   out.Set("timeEmbeddingDim", plan.time_dim);
   out.Set("numOps", static_cast<double>(plan.ops.size()));
   return out;
+}
+
+Napi::Value UNetWrap::describe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return describe_plan(env, executor(env)->plan());
 }
 
 Napi::Value UNetWrap::arena_bytes(const Napi::CallbackInfo& info) {

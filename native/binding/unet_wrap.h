@@ -23,6 +23,8 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value arena_bytes(const Napi::CallbackInfo& info);
+  // describe(): the plan as a plain object (see plan_describe.h).
+  Napi::Value describe(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<unet::Executor> executor(Napi::Env env);

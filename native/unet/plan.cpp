@@ -179,6 +179,7 @@ class Builder {
 
   Linear linear(const std::string& name, int in, int out) {
     Linear l;
+    l.sources = {name};
     l.in = in;
     l.out = out;
     l.weight = pack(get(name + ".weight", {out, in}), out, in, 1);
@@ -189,6 +190,7 @@ class Builder {
   int conv(int in, const std::string& name, int in_c, int out_c, int kernel, int stride, int pad, int residual = -1,
            float output_scale = 1.0f, int temb_offset = -1) {
     ConvOp op;
+    op.sources = {name};
     op.in = in;
     op.weight = pack(get(name + ".weight", {out_c, in_c, kernel, kernel}), out_c, in_c, kernel);
     op.bias = get(name + ".bias", {out_c});
@@ -205,6 +207,7 @@ class Builder {
 
   int norm(int in, const std::string& name, int channels, int groups, bool silu, int scale_shift_offset) {
     NormOp op;
+    op.source = name;
     op.in = in;
     op.gamma = get(name + ".weight", {channels});
     op.beta = get(name + ".bias", {channels});
@@ -259,6 +262,7 @@ class Builder {
       b.insert(b.end(), pb.begin(), pb.end());
     }
     ConvOp qkv;
+    qkv.sources = {prefix + ".to_q", prefix + ".to_k", prefix + ".to_v"};
     qkv.in = z;
     qkv.weight = pack(w, 3 * channels, channels, 1);
     qkv.bias = std::move(b);
@@ -270,6 +274,7 @@ class Builder {
     const int o = new_value(plan_.values[x].scale, channels);
     plan_.ops.push_back(AttentionOp{qkv_value, o, heads});
     ConvOp out;
+    out.sources = {prefix + ".to_out.0"};
     out.in = o;
     out.weight = pack(get(prefix + ".to_out.0.weight", {channels, channels}), channels, channels, 1);
     out.bias = get(prefix + ".to_out.0.bias", {channels});
@@ -310,6 +315,7 @@ class Builder {
   // Registers a ResNet's time_emb_proj; returns its first column in the concatenated table.
   int temb_projection(const std::string& name, int out) {
     const int offset = temb_proj_out_;
+    temb_sources_.push_back(name);
     std::vector<float> w = get(name + ".weight", {out, plan_.time_dim});
     std::vector<float> b = get(name + ".bias", {out});
     temb_w_.insert(temb_w_.end(), w.begin(), w.end());
@@ -320,6 +326,7 @@ class Builder {
 
   void finish_temb_proj() {
     Linear& l = plan_.temb_proj;
+    l.sources = std::move(temb_sources_);
     l.in = plan_.time_dim;
     l.out = temb_proj_out_;
     l.weight = pack(temb_w_, l.out, l.in, 1);
@@ -332,6 +339,7 @@ class Builder {
   bool dry_;
   Plan plan_;
   std::vector<float> temb_w_, temb_b_;
+  std::vector<std::string> temb_sources_;
   int temb_proj_out_ = 0;
 };
 

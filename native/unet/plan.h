@@ -19,16 +19,20 @@ struct Value {
   int channels = 0;
 };
 
-// A dense layer y = x W^T + b, run as a 1x1 convolution over rows.
+// A dense layer y = x W^T + b, run as a 1x1 convolution over rows. `sources` are the
+// diffusers weight prefixes (".weight"/".bias") whose outputs it concatenates, in order.
 struct Linear {
+  std::vector<std::string> sources;
   kernels::PackedConv weight;
   std::vector<float> bias;
   int in = 0, out = 0;
 };
 
 // Convolution with the epilogue of kernels::ConvEpilogue. temb_offset >= 0 adds the
-// per-image time projection starting at that column of the projection table.
+// per-image time projection starting at that column of the projection table. `sources` as
+// for Linear (one prefix; three for an attention's fused Q/K/V projection).
 struct ConvOp {
+  std::vector<std::string> sources;
   int in = -1, out = -1;
   kernels::PackedConv weight;
   std::vector<float> bias;
@@ -40,6 +44,7 @@ struct ConvOp {
 
 // GroupNorm (+ optional ResNet scale-shift from the projection table) (+ optional SiLU).
 struct NormOp {
+  std::string source;
   int in = -1, out = -1;
   std::vector<float> gamma, beta;
   int groups = 1;
