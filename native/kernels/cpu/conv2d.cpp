@@ -5,10 +5,12 @@
 //
 // M = output pixels, N = output channels, K = taps x input channels. Weights are packed once
 // into panels of 16 output channels, [panel][tap][ci][16], in the order the inner loop reads
-// them. The microkernel keeps a register tile of kTilePixels output pixels (along a row) x
-// kTilePanels panels of accumulators, and for each (tap, ci) broadcasts one input value per
-// pixel against the panels' weight vectors. Pixels whose taps all fall inside the input take
-// that path; the few border pixels take a one-pixel version that skips out-of-range taps.
+// them. A work item is (group of kTilePanels panels, output row). For its row the item first
+// gathers the kernel-height window of input rows into a zero-padded scratch buffer, so every
+// tap of every output pixel is in range: the microkernel then runs without boundary tests,
+// over register tiles of kTilePixels output pixels x kTilePanels panels, broadcasting one
+// input value per pixel against the panels' weight vectors for each (tap, ci). Unpadded
+// convolutions whose window lies inside the input (1x1) read the input rows directly.
 //
 // This file is compiled once per ISA (see CMakeLists.txt) with different vector widths and
 // tile sizes: FUSEDIFF_ISA names the namespace, FUSEDIFF_VEC (floats per SIMD register),
@@ -17,6 +19,7 @@
 // SSE/NEON: 3 x 1 panel = 12 xmm).
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 
@@ -28,6 +31,7 @@ constexpr int kVec = FUSEDIFF_VEC;
 constexpr int kVecsPerPanel = kPanel / kVec;
 constexpr int kTilePixels = FUSEDIFF_TILE_PIXELS;
 constexpr int kTilePanels = FUSEDIFF_TILE_PANELS;
+constexpr int kMaxKernel = 3;
 
 typedef float vec __attribute__((vector_size(kVec * sizeof(float))));
 
@@ -37,24 +41,28 @@ inline vec load(const float* p) {
   return v;
 }
 
+// The input rows one output row reads: rows[ky] points at column 0 of a row laid out as
+// [column][ci]; column c holds input column c - col_offset.
+struct Window {
+  const float* rows[kMaxKernel];
+  int64_t col_offset;
+};
+
 struct Geometry {
   const Conv2dParams& p;
   int64_t panel_stride;  // floats between consecutive panels of the packed weights
 };
 
-// Sums the taps of output pixels [ox, ox + R) of row oy into acc (R pixels x P panels x
-// kVecsPerPanel vectors), for taps kx in [kx_begin, kx_end) — all of them for interior tiles.
+// acc (R pixels x P panels) += the taps of output pixels [ox, ox + R) of the window's row.
 template <int R, int P>
-inline void accumulate(const Geometry& g, const float* x_img, const float* w_panels, int oy, int ox, int kx_begin,
-                       int kx_end, vec (&acc)[R][P][kVecsPerPanel]) {
+inline void accumulate(const Geometry& g, const Window& win, const float* w_panels, int ox,
+                       vec (&acc)[R][P][kVecsPerPanel]) {
   const Conv2dParams& p = g.p;
   for (int ky = 0; ky < p.kernel; ++ky) {
-    const int iy = oy * p.stride - p.pad_top + ky;
-    if (iy < 0 || iy >= p.in_h) continue;
-    const float* row = x_img + static_cast<int64_t>(iy) * p.in_w * p.in_c;
-    for (int kx = kx_begin; kx < kx_end; ++kx) {
+    for (int kx = 0; kx < p.kernel; ++kx) {
       const float* px[R];
-      for (int r = 0; r < R; ++r) px[r] = row + static_cast<int64_t>((ox + r) * p.stride - p.pad_left + kx) * p.in_c;
+      for (int r = 0; r < R; ++r)
+        px[r] = win.rows[ky] + (static_cast<int64_t>(ox + r) * p.stride + kx + win.col_offset - p.pad_left) * p.in_c;
       const float* w = w_panels + static_cast<int64_t>(ky * p.kernel + kx) * p.in_c * kPanel;
       for (int ci = 0; ci < p.in_c; ++ci, w += kPanel) {
         vec wv[P][kVecsPerPanel];
@@ -103,38 +111,65 @@ inline void store(const Conv2dParams& p, const ConvEpilogue& e, float* y, int n,
 }
 
 template <int R, int P>
-inline void tile(const Geometry& g, const float* x_img, const float* w_panels, const ConvEpilogue& e, float* y,
-                 int n, int oy, int ox, int co0, int kx_begin, int kx_end) {
+inline void tile(const Geometry& g, const Window& win, const float* w_panels, const ConvEpilogue& e, float* y, int n,
+                 int oy, int ox, int co0) {
   vec acc[R][P][kVecsPerPanel];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < P; ++q)
       for (int v = 0; v < kVecsPerPanel; ++v) acc[r][q][v] = vec{};
-  accumulate<R, P>(g, x_img, w_panels, oy, ox, kx_begin, kx_end, acc);
+  accumulate<R, P>(g, win, w_panels, ox, acc);
   store<R, P>(g.p, e, y, n, oy, ox, co0, acc);
+}
+
+// The last `count` (< kTilePixels) pixels of a row, as one tile of that width.
+template <int P, int R = kTilePixels - 1>
+inline void tail(int count, const Geometry& g, const Window& win, const float* w_panels, const ConvEpilogue& e,
+                 float* y, int n, int oy, int ox, int co0) {
+  if constexpr (R >= 1) {
+    if (count == R) return tile<R, P>(g, win, w_panels, e, y, n, oy, ox, co0);
+    tail<P, R - 1>(count, g, win, w_panels, e, y, n, oy, ox, co0);
+  }
 }
 
 // One output row for P panels starting at panel `panel0`.
 template <int P>
-void row(const Geometry& g, const float* x, const float* w, const ConvEpilogue& e, float* y, int n, int oy,
+void row(const Geometry& g, const Window& win, const float* w, const ConvEpilogue& e, float* y, int n, int oy,
          int panel0) {
-  const Conv2dParams& p = g.p;
-  const float* x_img = x + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c;
   const float* w_panels = w + panel0 * g.panel_stride;
   const int co0 = panel0 * kPanel;
-  // Output columns whose kernel window lies fully inside the input: [lo, hi).
-  const int lo = std::min(p.out_w, (p.pad_left + p.stride - 1) / p.stride);
-  const int last_start = p.in_w - p.kernel + p.pad_left;  // largest ox*stride with the window inside
-  const int hi = last_start < 0 ? lo : std::max(lo, std::min(p.out_w, last_start / p.stride + 1));
-  auto border = [&](int ox) {
-    const int ix0 = ox * p.stride - p.pad_left;
-    tile<1, P>(g, x_img, w_panels, e, y, n, oy, ox, co0, std::max(0, -ix0), std::min(p.kernel, p.in_w - ix0));
-  };
-  for (int ox = 0; ox < lo; ++ox) border(ox);
-  int ox = lo;
-  for (; ox + kTilePixels <= hi; ox += kTilePixels)
-    tile<kTilePixels, P>(g, x_img, w_panels, e, y, n, oy, ox, co0, 0, p.kernel);
-  for (; ox < hi; ++ox) tile<1, P>(g, x_img, w_panels, e, y, n, oy, ox, co0, 0, p.kernel);
-  for (ox = hi; ox < p.out_w; ++ox) border(ox);
+  int ox = 0;
+  for (; ox + kTilePixels <= g.p.out_w; ox += kTilePixels) tile<kTilePixels, P>(g, win, w_panels, e, y, n, oy, ox, co0);
+  if (ox < g.p.out_w) tail<P>(g.p.out_w - ox, g, win, w_panels, e, y, n, oy, ox, co0);
+}
+
+// Points the window at the input rows of output row oy, copying them into `scratch` with
+// zero padding when some tap of the row falls outside the input.
+Window make_window(const Conv2dParams& p, const float* x_img, int oy, std::vector<float>& scratch) {
+  Window win{};
+  const int iy0 = oy * p.stride - p.pad_top;
+  const int cols = (p.out_w - 1) * p.stride + p.kernel;  // input columns the row touches, from -pad_left
+  const bool rows_inside = iy0 >= 0 && iy0 + p.kernel <= p.in_h;
+  const bool cols_inside = p.pad_left == 0 && cols <= p.in_w;
+  if (rows_inside && cols_inside) {
+    for (int ky = 0; ky < p.kernel; ++ky) win.rows[ky] = x_img + static_cast<int64_t>(iy0 + ky) * p.in_w * p.in_c;
+    win.col_offset = 0;
+    return win;
+  }
+  const int64_t row_floats = static_cast<int64_t>(cols) * p.in_c;
+  scratch.assign(static_cast<size_t>(row_floats) * p.kernel, 0.0f);
+  for (int ky = 0; ky < p.kernel; ++ky) {
+    float* dst = scratch.data() + ky * row_floats;
+    win.rows[ky] = dst;
+    const int iy = iy0 + ky;
+    if (iy < 0 || iy >= p.in_h) continue;
+    const int first = std::max(0, p.pad_left), last = std::min(cols, p.in_w + p.pad_left);  // columns with data
+    if (first < last)
+      std::memcpy(dst + static_cast<int64_t>(first) * p.in_c,
+                  x_img + (static_cast<int64_t>(iy) * p.in_w + first - p.pad_left) * p.in_c,
+                  static_cast<size_t>(last - first) * p.in_c * sizeof(float));
+  }
+  win.col_offset = p.pad_left;
+  return win;
 }
 
 }  // namespace
@@ -160,18 +195,21 @@ void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const Co
   const Geometry g{p, static_cast<int64_t>(p.kernel) * p.kernel * p.in_c * kPanel};
   const int groups = (panels + kTilePanels - 1) / kTilePanels;
   const int64_t rows = static_cast<int64_t>(p.batch) * p.out_h;
-  // Work items are (panel group, output row); a static split keeps results thread-count independent
-  // (each output value is computed by exactly one item, in the same order).
+  // Work items are (panel group, output row), group-major so that a thread's consecutive
+  // items reuse one weight panel group from cache. Each output value is computed by exactly
+  // one item, in a fixed order: results do not depend on the thread count.
   pool.parallel_for(rows * groups, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scratch;
     for (int64_t item = begin; item < end; ++item) {
       const int group = static_cast<int>(item / rows);
       const int64_t r = item % rows;
       const int n = static_cast<int>(r / p.out_h), oy = static_cast<int>(r % p.out_h);
+      const Window win = make_window(p, x + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c, oy, scratch);
       const int panel0 = group * kTilePanels;
       if (panels - panel0 >= kTilePanels)
-        row<kTilePanels>(g, x, w.data.f32(), e, y, n, oy, panel0);
+        row<kTilePanels>(g, win, w.data.f32(), e, y, n, oy, panel0);
       else
-        for (int q = panel0; q < panels; ++q) row<1>(g, x, w.data.f32(), e, y, n, oy, q);
+        for (int q = panel0; q < panels; ++q) row<1>(g, win, w.data.f32(), e, y, n, oy, q);
     }
   });
 }
