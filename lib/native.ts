@@ -61,6 +61,14 @@ export interface NativeUNet {
     classValues: Float64Array | null,
     classVectors: Float32Array | null,
   ): Promise<NativeTensor>;
+  forward(
+    sample: NativeTensor,
+    timesteps: Float64Array,
+    classIds: Float64Array | null,
+    classValues: Float64Array | null,
+    classVectors: Float32Array | null,
+    profile: true,
+  ): Promise<{ output: NativeTensor; opSeconds: Float64Array }>;
   info(): NativeUNetInfo;
   arenaBytes(batch: number, height: number, width: number): number;
   dispose(): void;

@@ -3,7 +3,7 @@
  * model can serve many concurrent forwards (each takes its own activation arena).
  */
 import { FusediffError } from '../errors.js';
-import type { NativeUNet, PlanDescription } from '../native.js';
+import type { NativeTensor, NativeUNet, PlanDescription, PlanOp } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { UNet2DConfig } from './config.js';
 
@@ -23,6 +23,32 @@ export interface UNetInfo {
   /** Input height and width must be multiples of 2^numDownsamples. */
   numDownsamples: number;
   timeEmbeddingDim: number;
+}
+
+export interface OpProfile {
+  index: number;
+  op: PlanOp['op'];
+  milliseconds: number;
+  flops: number;
+  op_detail: PlanOp;
+}
+
+export interface ForwardProfile {
+  output: Tensor;
+  ops: OpProfile[];
+}
+
+/** FLOPs of each plan op at an input of batch x height x width (2 per multiply-add). */
+export function opFlops(plan: PlanDescription, batch: number, height: number, width: number): number[] {
+  const pixels = (v: number) => batch * (height >> plan.values[v].scale) * (width >> plan.values[v].scale);
+  return plan.ops.map((op) => {
+    if (op.op === 'conv') return 2 * pixels(op.out) * plan.values[op.out].channels * plan.values[op.in].channels * op.kernel * op.kernel;
+    if (op.op === 'attention') {
+      const tokens = pixels(op.out) / batch;
+      return 2 * 2 * batch * tokens * tokens * plan.values[op.out].channels; // Q K^T and P V
+    }
+    return 0;
+  });
 }
 
 export class UNet {
@@ -54,13 +80,41 @@ export class UNet {
    * `sample` at `timestep` — one number for the whole batch or one per batch item.
    */
   async forward(sample: Tensor, timestep: number | readonly number[] | Float64Array, options: ForwardOptions = {}): Promise<Tensor> {
-    const handle = this.native();
+    const args = this.arguments(sample, timestep, options);
+    return new Tensor(await this.native().forward(...args));
+  }
+
+  /**
+   * A forward that also times every op of the plan: the output, and per op its kind, wall
+   * time and FLOPs (2 x multiply-adds of convolutions and attention matmuls) at this shape.
+   */
+  async profile(sample: Tensor, timestep: number | readonly number[] | Float64Array, options: ForwardOptions = {}): Promise<ForwardProfile> {
+    const args = this.arguments(sample, timestep, options);
+    const r = await this.native().forward(...args, true);
+    const plan = this.native().describe();
+    const [batch, , height, width] = sample.shape;
+    const flops = opFlops(plan, batch, height, width);
+    return {
+      output: new Tensor(r.output),
+      ops: plan.ops.map((op, i) => ({ index: i, op: op.op, milliseconds: r.opSeconds[i] * 1000, flops: flops[i], op_detail: op })),
+    };
+  }
+
+  /** The native forward's arguments, with the checks JS can make before queueing. */
+  private arguments(
+    sample: Tensor,
+    timestep: number | readonly number[] | Float64Array,
+    options: ForwardOptions,
+  ): [NativeTensor, Float64Array, Float64Array | null, Float64Array | null, Float32Array | null] {
+    this.native();
     if (!(sample instanceof Tensor)) throw new FusediffError('E_ARGUMENT', 'sample must be a fusediff Tensor');
     const shape = sample.shape;
     if (shape.length !== 4)
       throw new FusediffError('E_SHAPE', `sample must be [batch, channels, height, width], got [${shape.join(', ')}]`);
-    const batch = shape[0];
-    const timesteps = toTimesteps(timestep, batch);
+    return [sample.handle, toTimesteps(timestep, shape[0]), ...this.conditioning(shape[0], options)];
+  }
+
+  private conditioning(batch: number, options: ForwardOptions): [Float64Array | null, Float64Array | null, Float32Array | null] {
     let ids: Float64Array | null = null;
     let values: Float64Array | null = null;
     let vectors: Float32Array | null = null;
@@ -75,7 +129,7 @@ export class UNet {
         if (ids.length === 1 && batch > 1) ids = new Float64Array(batch).fill(ids[0]);
       }
     }
-    return new Tensor(await handle.forward(sample.handle, timesteps, ids, values, vectors));
+    return [ids, values, vectors];
   }
 
   /** The execution plan: the ops, the activation values and the weights each op reads. */

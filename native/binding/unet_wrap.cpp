@@ -102,14 +102,26 @@ Napi::Value UNetWrap::forward(const Napi::CallbackInfo& info) {
     }
     input->class_values = optional_array<double, Napi::Float64Array>(env, info[3], "class values");
     input->class_vectors = optional_array<float, Napi::Float32Array>(env, info[4], "class vectors");
+    const bool profile = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+    auto op_seconds = std::make_shared<std::vector<double>>();
     auto result = std::make_shared<TensorPtr>();
     return Task::run(
         env,
-        [exec, sample, input, result] {
+        [exec, sample, input, result, op_seconds, profile] {
           input->sample = sample.get();
+          if (profile) input->op_seconds = op_seconds.get();
           *result = exec->forward(*input);
         },
-        [result](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, std::move(*result)); });
+        [result, op_seconds, profile](Napi::Env env) -> Napi::Value {
+          Napi::Object tensor = TensorWrap::wrap(env, std::move(*result));
+          if (!profile) return tensor;
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("output", tensor);
+          Napi::Float64Array seconds = Napi::Float64Array::New(env, op_seconds->size());
+          std::copy(op_seconds->begin(), op_seconds->end(), seconds.Data());
+          out.Set("opSeconds", seconds);
+          return out;
+        });
   });
 }
 

@@ -19,7 +19,8 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
   static Napi::Value expected_weights(const Napi::CallbackInfo& info);
   // forward(sample, timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
-  //         classVectors?: Float32Array): Promise<NativeTensor>
+  //         classVectors?: Float32Array, profile?: boolean): Promise<NativeTensor>
+  //   (with profile: Promise<{ output: NativeTensor, opSeconds: Float64Array }>)
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value arena_bytes(const Napi::CallbackInfo& info);

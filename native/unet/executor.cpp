@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <string>
 
@@ -300,7 +301,10 @@ TensorPtr Executor::forward(const ForwardInput& in) {
     const Value& val = plan_.values[v];
     return std::make_tuple(height >> val.scale, width >> val.scale, val.channels);
   };
-  for (const Op& op : plan_.ops) {
+  if (in.op_seconds) in.op_seconds->assign(plan_.ops.size(), 0.0);
+  for (size_t index = 0; index < plan_.ops.size(); ++index) {
+    const Op& op = plan_.ops[index];
+    const auto started = std::chrono::steady_clock::now();
     if (const auto* conv = std::get_if<ConvOp>(&op)) {
       auto [ih, iw, ic] = dims(conv->in);
       auto [oh, ow, oc] = dims(conv->out);
@@ -356,6 +360,8 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       kernels::concat_channels(a.value(cat->a), ca, a.value(cat->b), cb, static_cast<int64_t>(batch) * h * w,
                                a.value(cat->out), pool);
     }
+    if (in.op_seconds)
+      (*in.op_seconds)[index] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   }
 
   std::vector<float> divisor;

@@ -22,6 +22,8 @@ struct ForwardInput {
   std::vector<int64_t> class_ids;   // ClassEmbed::Embedding: one per image
   std::vector<double> class_values; // ClassEmbed::Timestep: one per image
   std::vector<float> class_vectors; // ClassEmbed::Identity: N x time_dim
+  // When set, receives the wall time of each op of the plan, in plan order (profiling).
+  std::vector<double>* op_seconds = nullptr;
 };
 
 // Upper bound on one arena's bytes; requests above it fail with Error(Resource) before
