@@ -9,12 +9,15 @@
 namespace fusediff::kernels {
 namespace {
 
-const KernelTable kReference{"reference", reference::pack_conv, reference::conv2d, reference::attention};
-const KernelTable kGeneric{"generic", generic::pack_conv, generic::conv2d, cpu::attention};
+#define FUSEDIFF_TABLE(name, ns) \
+  KernelTable { name, ns::pack_conv, ns::conv2d, ns::attention_scratch_floats, ns::attention, ns::group_norm }
+const KernelTable kReference = FUSEDIFF_TABLE("reference", reference);
+const KernelTable kGeneric = FUSEDIFF_TABLE("generic", generic);
 #if defined(FUSEDIFF_HAVE_X86_KERNELS)
-const KernelTable kAvx2{"avx2", avx2::pack_conv, avx2::conv2d, cpu::attention};
-const KernelTable kAvx512{"avx512", avx512::pack_conv, avx512::conv2d, cpu::attention};
+const KernelTable kAvx2 = FUSEDIFF_TABLE("avx2", avx2);
+const KernelTable kAvx512 = FUSEDIFF_TABLE("avx512", avx512);
 #endif
+#undef FUSEDIFF_TABLE
 
 }  // namespace
 

@@ -35,55 +35,6 @@ void nhwc_to_nchw(const float* x, int batch, int height, int width, int channels
   });
 }
 
-void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool) {
-  const int per_group = p.channels / p.groups;
-  pool.parallel_for(static_cast<int64_t>(p.batch) * p.groups, [&](int64_t begin, int64_t end) {
-    for (int64_t item = begin; item < end; ++item) {
-      const int n = static_cast<int>(item / p.groups), g = static_cast<int>(item % p.groups);
-      const int c0 = g * per_group;
-      const float* img = x + static_cast<int64_t>(n) * p.pixels * p.channels;
-      float* out = y + static_cast<int64_t>(n) * p.pixels * p.channels;
-      // Two passes in float64: the mean first, then the centred second moment, so large
-      // means do not cancel the variance.
-      double sum = 0.0;
-      for (int64_t pix = 0; pix < p.pixels; ++pix)
-        for (int c = 0; c < per_group; ++c) sum += img[pix * p.channels + c0 + c];
-      const double count = static_cast<double>(p.pixels) * per_group;
-      const double mean = sum / count;
-      double sq = 0.0;
-      for (int64_t pix = 0; pix < p.pixels; ++pix)
-        for (int c = 0; c < per_group; ++c) {
-          const double d = img[pix * p.channels + c0 + c] - mean;
-          sq += d * d;
-        }
-      const double rstd = 1.0 / std::sqrt(sq / count + p.eps);
-      // Fold the normalisation and the affine (and scale-shift) into y = x * a[c] + b[c].
-      float a[1024], b[1024];  // per_group <= channels <= 1024 is checked by the planner
-      for (int c = 0; c < per_group; ++c) {
-        const int cc = c0 + c;
-        double ac = rstd * p.gamma[cc];
-        double bc = p.beta[cc] - mean * ac;
-        if (p.scale_shift) {
-          const double scale = 1.0 + p.scale_shift[n * p.scale_shift_stride + cc];
-          const double shift = p.scale_shift[n * p.scale_shift_stride + p.channels + cc];
-          ac *= scale;
-          bc = bc * scale + shift;
-        }
-        a[c] = static_cast<float>(ac);
-        b[c] = static_cast<float>(bc);
-      }
-      for (int64_t pix = 0; pix < p.pixels; ++pix) {
-        const float* src = img + pix * p.channels + c0;
-        float* dst = out + pix * p.channels + c0;
-        for (int c = 0; c < per_group; ++c) {
-          const float v = src[c] * a[c] + b[c];
-          dst[c] = p.silu ? silu1(v) : v;
-        }
-      }
-    }
-  });
-}
-
 void silu(const float* x, int64_t count, float* y) {
   for (int64_t i = 0; i < count; ++i) y[i] = silu1(x[i]);
 }

@@ -16,26 +16,6 @@ void nchw_to_nhwc(const float* x, int batch, int channels, int height, int width
 void nhwc_to_nchw(const float* x, int batch, int height, int width, int channels, const float* divisor, float* y,
                   ThreadPool& pool);
 
-// GroupNorm over [batch][pixels][channels] with `groups` groups of consecutive channels,
-// statistics (mean, biased variance) per (image, group) accumulated in float64:
-//   y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c]
-// then, if scale_shift is set (ResNet "scale_shift" time conditioning),
-//   y = y * (1 + scale_shift[n*stride + c]) + scale_shift[n*stride + channels + c]
-// then SiLU if `silu`.
-struct GroupNormParams {
-  int batch = 1;
-  int64_t pixels = 0;
-  int channels = 0;
-  int groups = 1;
-  float eps = 1e-5f;
-  const float* gamma = nullptr;
-  const float* beta = nullptr;
-  const float* scale_shift = nullptr;
-  int64_t scale_shift_stride = 0;
-  bool silu = false;
-};
-void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);
-
 // y = x * sigmoid(x), elementwise.
 void silu(const float* x, int64_t count, float* y);
 

@@ -4,10 +4,10 @@
 // engine: a 3x3 convolution then reads, for each of its nine taps, one contiguous run of
 // input channels (implicit GEMM, no im2col buffer).
 //
-// Convolutions and attention carry most of the FLOPs, so they come in a plain reference
-// version (the oracle for tests and FUSEDIFF_CPU=reference) and fast versions chosen at run
-// time per ISA through KernelTable. The memory-bound ops (GroupNorm, resampling, concat,
-// layout changes) have one plain, threaded implementation in elementwise.h.
+// Convolutions, attention and GroupNorm (+ SiLU) carry the time, so they come in a plain
+// reference version (the oracle for tests and FUSEDIFF_CPU=reference) and fast versions
+// chosen at run time per ISA through KernelTable. The ops that only move bytes (resampling,
+// concat, layout changes) have one plain, threaded implementation in elementwise.h.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -53,12 +53,34 @@ struct AttentionParams {
   int batch = 1, tokens = 0, channels = 0, heads = 1;
 };
 
+// GroupNorm over [batch][pixels][channels] with `groups` groups of consecutive channels,
+// statistics (mean, biased variance) per (image, group):
+//   y = (x - mean) / sqrt(var + eps) * gamma[c] + beta[c]
+// then, if scale_shift is set (ResNet "scale_shift" time conditioning),
+//   y = y * (1 + scale_shift[n*stride + c]) + scale_shift[n*stride + channels + c]
+// then SiLU if `silu`.
+struct GroupNormParams {
+  int batch = 1;
+  int64_t pixels = 0;
+  int channels = 0;
+  int groups = 1;
+  float eps = 1e-5f;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  const float* scale_shift = nullptr;
+  int64_t scale_shift_stride = 0;
+  bool silu = false;
+};
+
 struct KernelTable {
   const char* name;
   void (*pack_conv)(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out);
   void (*conv2d)(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
                  ThreadPool& pool);
-  void (*attention)(const AttentionParams& p, const float* qkv, float* out, ThreadPool& pool);
+  // Floats of scratch memory attention needs for p (the executor plans it in its arena).
+  int64_t (*attention_scratch_floats)(const AttentionParams& p);
+  void (*attention)(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool);
+  void (*group_norm)(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);
 };
 
 // The plain implementations (reference/).

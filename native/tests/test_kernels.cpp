@@ -103,25 +103,68 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
   }
 }
 
-TEST_CASE("attention: threaded kernel equals the reference exactly") {
-  AttentionParams p;
-  p.batch = 2, p.tokens = 70, p.channels = 24, p.heads = 3;
-  const auto qkv = random_vector(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels, 42);
-  std::vector<float> expected(static_cast<size_t>(p.batch) * p.tokens * p.channels);
+TEST_CASE("attention: every fast table matches the reference, thread-count independent") {
   ThreadPool one(1), two(2);
-  reference_kernels().attention(p, qkv.data(), expected.data(), one);
-  for (const KernelTable* table : fast_tables()) {
-    std::vector<float> y(expected.size());
-    table->attention(p, qkv.data(), y.data(), two);
-    CHECK(y == expected);
+  // Head sizes below, at and above a vector; token counts that leave partial key blocks.
+  const AttentionParams cases[] = {{2, 70, 24, 3}, {1, 256, 64, 1}, {1, 5, 8, 1}, {2, 64, 128, 2}, {1, 100, 40, 2}};
+  uint32_t seed = 42;
+  for (const AttentionParams& p : cases) {
+    const auto qkv = random_vector(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels, seed++, 2.0f);
+    std::vector<float> expected(static_cast<size_t>(p.batch) * p.tokens * p.channels);
+    reference_kernels().attention(p, qkv.data(), expected.data(), nullptr, one);
+    for (const KernelTable* table : fast_tables()) {
+      std::vector<float> scratch(static_cast<size_t>(table->attention_scratch_floats(p)));
+      std::vector<float> y1(expected.size()), y2(expected.size());
+      table->attention(p, qkv.data(), y1.data(), scratch.data(), one);
+      table->attention(p, qkv.data(), y2.data(), scratch.data(), two);
+      double err = 0;
+      for (size_t i = 0; i < y1.size(); ++i) err = std::fmax(err, std::fabs(y1[i] - expected[i]));
+      CHECK(err <= 2e-6);
+      CHECK(y1 == y2);
+    }
   }
+  AttentionParams p{2, 70, 24, 3};
+  const auto qkv = random_vector(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels, 42);
   // Rows of the softmax sum to one: with V = 1 everywhere the output is 1.
   std::vector<float> ones = qkv;
   for (int i = 0; i < p.batch * p.tokens; ++i)
     for (int c = 0; c < p.channels; ++c) ones[static_cast<size_t>(i) * 3 * p.channels + 2 * p.channels + c] = 1.0f;
-  std::vector<float> y(expected.size());
-  reference_kernels().attention(p, ones.data(), y.data(), one);
+  std::vector<float> y(static_cast<size_t>(p.batch) * p.tokens * p.channels);
+  reference_kernels().attention(p, ones.data(), y.data(), nullptr, one);
   for (float v : y) CHECK_NEAR(v, 1.0f, 1e-5f);
+}
+
+TEST_CASE("group_norm: every fast table matches the reference, thread-count independent") {
+  ThreadPool one(1), two(2);
+  struct Case {
+    int batch;
+    int64_t pixels;
+    int channels, groups;
+    bool silu, scale_shift;
+  };
+  const Case cases[] = {{2, 50, 12, 3, true, false}, {1, 1024, 128, 32, true, true}, {3, 7, 6, 2, false, true}, {1, 16, 96, 32, false, false}};
+  uint32_t seed = 5;
+  for (const Case& c : cases) {
+    GroupNormParams p;
+    p.batch = c.batch, p.pixels = c.pixels, p.channels = c.channels, p.groups = c.groups, p.silu = c.silu;
+    const auto gamma = random_vector(c.channels, seed++), beta = random_vector(c.channels, seed++);
+    const auto ss = random_vector(static_cast<size_t>(c.batch) * (2 * c.channels + 3), seed++);
+    p.gamma = gamma.data(), p.beta = beta.data();
+    if (c.scale_shift) p.scale_shift = ss.data(), p.scale_shift_stride = 2 * c.channels + 3;
+    auto x = random_vector(static_cast<size_t>(c.batch) * c.pixels * c.channels, seed++, 2.0f);
+    for (float& v : x) v += 30.0f;  // an offset mean must not cost precision
+    std::vector<float> expected(x.size());
+    reference_kernels().group_norm(p, x.data(), expected.data(), one);
+    for (const KernelTable* table : fast_tables()) {
+      std::vector<float> y1(x.size()), y2(x.size());
+      table->group_norm(p, x.data(), y1.data(), one);
+      table->group_norm(p, x.data(), y2.data(), two);
+      double err = 0;
+      for (size_t i = 0; i < y1.size(); ++i) err = std::fmax(err, std::fabs(y1[i] - expected[i]));
+      CHECK(err <= 5e-6);
+      CHECK(y1 == y2);
+    }
+  }
 }
 
 TEST_CASE("group_norm: normalises each (image, group) to mean 0, variance 1") {
@@ -134,7 +177,7 @@ TEST_CASE("group_norm: normalises each (image, group) to mean 0, variance 1") {
   for (float& v : x) v += 100.0f;  // a large mean must not hurt the variance
   std::vector<float> y(x.size());
   ThreadPool two(2);
-  group_norm(p, x.data(), y.data(), two);
+  reference_kernels().group_norm(p, x.data(), y.data(), two);
   for (int n = 0; n < p.batch; ++n)
     for (int g = 0; g < p.groups; ++g) {
       double s = 0, s2 = 0;

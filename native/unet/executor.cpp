@@ -61,6 +61,7 @@ struct Executor::Layout {
   int64_t activation_floats = 0;
   // Time-embedding scratch, after the activations.
   int64_t proj = 0, hidden = 0, temb = 0, temb_silu = 0, temb_proj = 0, class_hidden = 0, class_out = 0;
+  int64_t attention_scratch = 0;  // shared by the attention ops (one runs at a time)
   int64_t total_floats = 0;
 };
 
@@ -131,6 +132,18 @@ Executor::Layout Executor::layout(int batch, int height, int width) const {
   l.temb_proj = take(static_cast<int64_t>(batch) * plan_.temb_proj.out);
   l.class_hidden = take(static_cast<int64_t>(batch) * plan_.time_dim);
   l.class_out = take(static_cast<int64_t>(batch) * plan_.time_dim);
+  int64_t attention_floats = 0;
+  for (const Op& op : plan_.ops)
+    if (const auto* attn = std::get_if<AttentionOp>(&op)) {
+      const Value& v = plan_.values[attn->out];
+      kernels::AttentionParams p;
+      p.batch = batch;
+      p.tokens = (height >> v.scale) * (width >> v.scale);
+      p.channels = v.channels;
+      p.heads = attn->heads;
+      attention_floats = std::max(attention_floats, plan_.kernels->attention_scratch_floats(p));
+    }
+  l.attention_scratch = take(attention_floats);
   l.total_floats = cursor;
   return l;
 }
@@ -339,7 +352,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
         p.scale_shift = a.at(a.layout.temb_proj) + norm->scale_shift_offset;
         p.scale_shift_stride = proj_stride;
       }
-      kernels::group_norm(p, a.value(norm->in), a.value(norm->out), pool);
+      k.group_norm(p, a.value(norm->in), a.value(norm->out), pool);
     } else if (const auto* attn = std::get_if<AttentionOp>(&op)) {
       auto [h, w, ch] = dims(attn->out);
       kernels::AttentionParams p;
@@ -347,7 +360,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       p.tokens = h * w;
       p.channels = ch;
       p.heads = attn->heads;
-      k.attention(p, a.value(attn->in), a.value(attn->out), pool);
+      k.attention(p, a.value(attn->in), a.value(attn->out), a.at(a.layout.attention_scratch), pool);
     } else if (const auto* rs = std::get_if<ResampleOp>(&op)) {
       auto [h, w, ch] = dims(rs->in);
       if (rs->kind == ResampleOp::UpsampleNearest2x)

@@ -22,24 +22,16 @@
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/vec.h"
 
 namespace fusediff::kernels::FUSEDIFF_ISA {
 namespace {
 
 constexpr int kPanel = 16;  // output channels per packed panel
-constexpr int kVec = FUSEDIFF_VEC;
 constexpr int kVecsPerPanel = kPanel / kVec;
 constexpr int kTilePixels = FUSEDIFF_TILE_PIXELS;
 constexpr int kTilePanels = FUSEDIFF_TILE_PANELS;
 constexpr int kMaxKernel = 3;
-
-typedef float vec __attribute__((vector_size(kVec * sizeof(float))));
-
-inline vec load(const float* p) {
-  vec v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
 
 // The input rows one output row reads: rows[ky] points at column 0 of a row laid out as
 // [column][ci]; column c holds input column c - col_offset.

@@ -7,6 +7,9 @@
 
 namespace fusediff::kernels::reference {
 
+namespace {
+
+// Queries [q_begin, q_end) of one batch item and head; `scores` holds p.tokens floats.
 void attention_rows(const AttentionParams& p, const float* qkv, float* out, int b, int head, int q_begin,
                     int q_end, float* scores) {
   const int d = p.channels / p.heads;
@@ -39,7 +42,11 @@ void attention_rows(const AttentionParams& p, const float* qkv, float* out, int 
   }
 }
 
-void attention(const AttentionParams& p, const float* qkv, float* out, ThreadPool&) {
+}  // namespace
+
+int64_t attention_scratch_floats(const AttentionParams&) { return 0; }
+
+void attention(const AttentionParams& p, const float* qkv, float* out, float*, ThreadPool&) {
   std::vector<float> scores(p.tokens);
   for (int b = 0; b < p.batch; ++b)
     for (int h = 0; h < p.heads; ++h) attention_rows(p, qkv, out, b, h, 0, p.tokens, scores.data());

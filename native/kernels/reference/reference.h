@@ -7,11 +7,8 @@ namespace fusediff::kernels::reference {
 void pack_conv(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out);
 void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
             ThreadPool& pool);
-void attention(const AttentionParams& p, const float* qkv, float* out, ThreadPool& pool);
-
-// Queries [q_begin, q_end) of one batch item and head; `scores` holds p.tokens floats.
-// The threaded attention splits its work into calls of this.
-void attention_rows(const AttentionParams& p, const float* qkv, float* out, int b, int head, int q_begin,
-                    int q_end, float* scores);
+int64_t attention_scratch_floats(const AttentionParams& p);  // 0: the reference needs none
+void attention(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool);
+void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);
 
 }  // namespace fusediff::kernels::reference
