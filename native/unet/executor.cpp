@@ -293,8 +293,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
   const auto& s = in.sample->shape();
   const int batch = static_cast<int>(s[0]), height = static_cast<int>(s[2]), width = static_cast<int>(s[3]);
   const ShapeKey key{batch, height, width};
-  auto output = std::make_shared<Tensor>(std::vector<int64_t>{batch, plan_.config.out_channels, height, width});
-  std::unique_ptr<Arena> arena = acquire(key);
+  std::unique_ptr<Arena> arena = acquire(key);  // checks the memory limit before anything is allocated
   struct Return {  // hands the arena back on every exit path
     Executor* self;
     const ShapeKey& key;
@@ -302,6 +301,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
     ~Return() { self->release(key, std::move(arena)); }
   } give_back{this, key, arena};
   Arena& a = *arena;
+  auto output = std::make_shared<Tensor>(std::vector<int64_t>{batch, plan_.config.out_channels, height, width});
   ThreadPool& pool = ThreadPool::global();
   const kernels::KernelTable& k = *plan_.kernels;
   const int64_t proj_stride = plan_.temb_proj.out;
