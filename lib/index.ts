@@ -4,5 +4,5 @@ export { UNet, opFlops, type ForwardOptions, type UNetInfo, type ForwardProfile,
 export { loadUNet, expectedWeights, type LoadUNetOptions } from './unet/load.js';
 export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockType, type UpBlockType } from './unet/config.js';
 export { parsePythonJson } from './json.js';
-export { memoryStats, runtimeInfo, setActivationMemoryLimit } from './runtime.js';
+export { memoryStats, runtimeInfo, setActivationMemoryLimit, setNumThreads } from './runtime.js';
 export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';

@@ -94,6 +94,7 @@ export interface NativeAddon {
     activationMemoryLimit: number;
   };
   setActivationMemoryLimit(bytes: number): void;
+  setNumThreads(threads: number): void;
 }
 
 /** The package root: lib/ (sources under test) and dist/ (the build) both sit one level below. */

@@ -235,7 +235,7 @@ void Executor::validate(const ForwardInput& in) const {
   }
 }
 
-void Executor::run_linear(const Linear& l, int rows, const float* x, float* y) const {
+void Executor::run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const {
   kernels::Conv2dParams p;
   p.batch = 1;
   p.in_h = p.out_h = 1;
@@ -246,12 +246,12 @@ void Executor::run_linear(const Linear& l, int rows, const float* x, float* y) c
   p.pad_top = p.pad_left = 0;
   kernels::ConvEpilogue e;
   e.bias = l.bias.data();
-  plan_.kernels->conv2d(p, x, l.weight, e, y, ThreadPool::global());
+  plan_.kernels->conv2d(p, x, l.weight, e, y, pool);
 }
 
 // temb = linear_2(silu(linear_1(proj(t)))) (+ class embedding); then every ResNet's
 // time_emb_proj(silu(temb)) at once.
-void Executor::time_embedding(const ForwardInput& in, Arena& a) {
+void Executor::time_embedding(const ForwardInput& in, Arena& a, ThreadPool& pool) {
   const UNetConfig& c = plan_.config;
   const Layout& l = a.layout;
   const int n = l.batch, d = plan_.time_dim;
@@ -262,9 +262,9 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a) {
       sinusoidal_embedding(t, plan_.proj_dim, c.flip_sin_to_cos, c.freq_shift, out);
   };
   auto mlp = [&](const Linear& l1, const Linear& l2, float* out) {
-    run_linear(l1, n, a.at(l.proj), a.at(l.hidden));
+    run_linear(l1, n, a.at(l.proj), a.at(l.hidden), pool);
     kernels::silu(a.at(l.hidden), static_cast<int64_t>(n) * d, a.at(l.hidden));
-    run_linear(l2, n, a.at(l.hidden), out);
+    run_linear(l2, n, a.at(l.hidden), out, pool);
   };
   project(in.timesteps, a.at(l.proj));
   mlp(plan_.time_linear_1, plan_.time_linear_2, a.at(l.temb));
@@ -285,7 +285,7 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a) {
       break;
   }
   kernels::silu(temb, static_cast<int64_t>(n) * d, a.at(l.temb_silu));
-  run_linear(plan_.temb_proj, n, a.at(l.temb_silu), a.at(l.temb_proj));
+  run_linear(plan_.temb_proj, n, a.at(l.temb_silu), a.at(l.temb_proj), pool);
 }
 
 TensorPtr Executor::forward(const ForwardInput& in) {
@@ -302,11 +302,12 @@ TensorPtr Executor::forward(const ForwardInput& in) {
   } give_back{this, key, arena};
   Arena& a = *arena;
   auto output = std::make_shared<Tensor>(std::vector<int64_t>{batch, plan_.config.out_channels, height, width});
-  ThreadPool& pool = ThreadPool::global();
+  const std::shared_ptr<ThreadPool> pool_owner = ThreadPool::global();  // kept for the whole forward
+  ThreadPool& pool = *pool_owner;
   const kernels::KernelTable& k = *plan_.kernels;
   const int64_t proj_stride = plan_.temb_proj.out;
 
-  time_embedding(in, a);
+  time_embedding(in, a, pool);
   kernels::nchw_to_nhwc(in.sample->data(), batch, plan_.config.in_channels, height, width,
                         plan_.config.center_input_sample, a.value(plan_.input), pool);
 

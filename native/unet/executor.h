@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "unet/plan.h"
 
 namespace fusediff::unet {
@@ -52,8 +53,8 @@ class Executor {
   std::unique_ptr<Arena> acquire(const ShapeKey& key);
   void release(const ShapeKey& key, std::unique_ptr<Arena> arena);
   void validate(const ForwardInput& input) const;
-  void time_embedding(const ForwardInput& input, Arena& arena);
-  void run_linear(const Linear& l, int rows, const float* x, float* y) const;
+  void time_embedding(const ForwardInput& input, Arena& arena, ThreadPool& pool);
+  void run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const;
 
   Plan plan_;
   std::mutex mutex_;
