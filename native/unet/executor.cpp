@@ -61,7 +61,7 @@ struct Executor::Layout {
   int64_t activation_floats = 0;
   // Time-embedding scratch, after the activations.
   int64_t proj = 0, hidden = 0, temb = 0, temb_silu = 0, temb_proj = 0, class_hidden = 0, class_out = 0;
-  int64_t attention_scratch = 0;  // shared by the attention ops (one runs at a time)
+  int64_t kernel_scratch = 0;  // shared by the ops whose kernels need scratch (one op runs at a time)
   int64_t total_floats = 0;
 };
 
@@ -71,6 +71,31 @@ struct Executor::Arena {
   float* at(int64_t offset) { return memory.f32() + offset; }
   float* value(int v) { return at(layout.offset[v]); }
 };
+
+kernels::AttentionParams Executor::attention_params(const AttentionOp& op, int batch, int height, int width) const {
+  const Value& v = plan_.values[op.out];
+  kernels::AttentionParams p;
+  p.batch = batch;
+  p.tokens = (height >> v.scale) * (width >> v.scale);
+  p.channels = v.channels;
+  p.heads = op.heads;
+  return p;
+}
+
+// Everything but the per-forward scale-shift pointer.
+kernels::GroupNormParams Executor::norm_params(const NormOp& op, int batch, int height, int width) const {
+  const Value& v = plan_.values[op.in];
+  kernels::GroupNormParams p;
+  p.batch = batch;
+  p.pixels = static_cast<int64_t>(height >> v.scale) * (width >> v.scale);
+  p.channels = v.channels;
+  p.groups = op.groups;
+  p.eps = op.eps;
+  p.gamma = op.gamma.data();
+  p.beta = op.beta.data();
+  p.silu = op.silu;
+  return p;
+}
 
 Executor::Executor(Plan plan) : plan_(std::move(plan)) {}
 Executor::~Executor() = default;
@@ -132,18 +157,14 @@ Executor::Layout Executor::layout(int batch, int height, int width) const {
   l.temb_proj = take(static_cast<int64_t>(batch) * plan_.temb_proj.out);
   l.class_hidden = take(static_cast<int64_t>(batch) * plan_.time_dim);
   l.class_out = take(static_cast<int64_t>(batch) * plan_.time_dim);
-  int64_t attention_floats = 0;
-  for (const Op& op : plan_.ops)
-    if (const auto* attn = std::get_if<AttentionOp>(&op)) {
-      const Value& v = plan_.values[attn->out];
-      kernels::AttentionParams p;
-      p.batch = batch;
-      p.tokens = (height >> v.scale) * (width >> v.scale);
-      p.channels = v.channels;
-      p.heads = attn->heads;
-      attention_floats = std::max(attention_floats, plan_.kernels->attention_scratch_floats(p));
-    }
-  l.attention_scratch = take(attention_floats);
+  int64_t scratch_floats = 0;
+  for (const Op& op : plan_.ops) {
+    if (const auto* attn = std::get_if<AttentionOp>(&op))
+      scratch_floats = std::max(scratch_floats, plan_.kernels->attention_scratch_floats(attention_params(*attn, batch, height, width)));
+    if (const auto* norm = std::get_if<NormOp>(&op))
+      scratch_floats = std::max(scratch_floats, plan_.kernels->group_norm_scratch_floats(norm_params(*norm, batch, height, width)));
+  }
+  l.kernel_scratch = take(scratch_floats);
   l.total_floats = cursor;
   return l;
 }
@@ -339,29 +360,15 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       e.output_scale = conv->output_scale;
       k.conv2d(p, a.value(conv->in), conv->weight, e, a.value(conv->out), pool);
     } else if (const auto* norm = std::get_if<NormOp>(&op)) {
-      auto [h, w, ch] = dims(norm->in);
-      kernels::GroupNormParams p;
-      p.batch = batch;
-      p.pixels = static_cast<int64_t>(h) * w;
-      p.channels = ch;
-      p.groups = norm->groups;
-      p.eps = norm->eps;
-      p.gamma = norm->gamma.data();
-      p.beta = norm->beta.data();
-      p.silu = norm->silu;
+      kernels::GroupNormParams p = norm_params(*norm, batch, height, width);
       if (norm->scale_shift_offset >= 0) {
         p.scale_shift = a.at(a.layout.temb_proj) + norm->scale_shift_offset;
         p.scale_shift_stride = proj_stride;
       }
-      k.group_norm(p, a.value(norm->in), a.value(norm->out), pool);
+      k.group_norm(p, a.value(norm->in), a.value(norm->out), a.at(a.layout.kernel_scratch), pool);
     } else if (const auto* attn = std::get_if<AttentionOp>(&op)) {
-      auto [h, w, ch] = dims(attn->out);
-      kernels::AttentionParams p;
-      p.batch = batch;
-      p.tokens = h * w;
-      p.channels = ch;
-      p.heads = attn->heads;
-      k.attention(p, a.value(attn->in), a.value(attn->out), a.at(a.layout.attention_scratch), pool);
+      k.attention(attention_params(*attn, batch, height, width), a.value(attn->in), a.value(attn->out),
+                  a.at(a.layout.kernel_scratch), pool);
     } else if (const auto* rs = std::get_if<ResampleOp>(&op)) {
       auto [h, w, ch] = dims(rs->in);
       if (rs->kind == ResampleOp::UpsampleNearest2x)

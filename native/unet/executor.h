@@ -53,6 +53,8 @@ class Executor {
   std::unique_ptr<Arena> acquire(const ShapeKey& key);
   void release(const ShapeKey& key, std::unique_ptr<Arena> arena);
   void validate(const ForwardInput& input) const;
+  kernels::AttentionParams attention_params(const AttentionOp& op, int batch, int height, int width) const;
+  kernels::GroupNormParams norm_params(const NormOp& op, int batch, int height, int width) const;
   void time_embedding(const ForwardInput& input, Arena& arena, ThreadPool& pool);
   void run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const;
 
