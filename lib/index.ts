@@ -35,3 +35,6 @@ export {
 export { DPMSolverMultistepScheduler, DPM_DEFAULTS, type DPMSolverMultistepSchedulerConfig } from './schedulers/dpm_solver_multistep.js';
 export { ScoreSdeVeScheduler, SDE_VE_DEFAULTS, type ScoreSdeVeSchedulerConfig, type SdeVeOutput } from './schedulers/score_sde_ve.js';
 export { ScoreSdeVpScheduler, SDE_VP_DEFAULTS, type ScoreSdeVpSchedulerConfig } from './schedulers/score_sde_vp.js';
+export { asModelFn, evaluate, type Model, type ModelFn, type GuidanceOptions, type ModelEvaluation } from './sampling/model.js';
+export { sampleLoop, initialNoise, type SampleLoopOptions, type SampleLoopResult, type Progress } from './sampling/loop.js';
+export { sampleSde, forwardSde, type SdeSampleOptions, type SdeSampleResult, type SdeSamplerMethod, type ForwardSdeOptions } from './sampling/sde.js';
