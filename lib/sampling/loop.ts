@@ -42,6 +42,8 @@ export interface SampleLoopOptions extends GuidanceOptions {
   init?: { image: Tensor; strength: number };
   /** Run only this many steps and return the predicted clean sample. */
   stopAfter?: number;
+  /** Replay: the noise step i adds (e.g. recorded from another run); undefined falls back to the generator. */
+  noiseAt?: (stepIndex: number) => Tensor | undefined;
   /** Extra options of every step (e.g. { eta } for DDIM). */
   stepOptions?: Record<string, unknown>;
   signal?: AbortSignal;
@@ -132,7 +134,7 @@ export async function sampleLoop(o: SampleLoopOptions): Promise<SampleLoopResult
       }
       let out;
       try {
-        out = await s.step(evaluation.output, t, x, { ...stepOptions, guidanceScale: evaluation.guidanceScale });
+        out = await s.step(evaluation.output, t, x, { ...stepOptions, noise: o.noiseAt?.(i), guidanceScale: evaluation.guidanceScale });
       } finally {
         evaluation.output.dispose();
       }
