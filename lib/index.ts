@@ -38,3 +38,5 @@ export { ScoreSdeVpScheduler, SDE_VP_DEFAULTS, type ScoreSdeVpSchedulerConfig } 
 export { asModelFn, evaluate, type Model, type ModelFn, type GuidanceOptions, type ModelEvaluation } from './sampling/model.js';
 export { sampleLoop, initialNoise, type SampleLoopOptions, type SampleLoopResult, type Progress } from './sampling/loop.js';
 export { sampleSde, forwardSde, type SdeSampleOptions, type SdeSampleResult, type SdeSamplerMethod, type ForwardSdeOptions } from './sampling/sde.js';
+export { loadPipeline, Pipeline, SAMPLERS, type SamplerName, type GenerateOptions, type GenerateResult } from './pipeline/pipeline.js';
+export { toImages, fromImages, type GeneratedImage, type SampleRange } from './pipeline/images.js';

@@ -42,7 +42,8 @@ export interface DPMSolverMultistepSchedulerConfig {
   use_lu_lambdas: boolean;
   final_sigmas_type: 'zero' | 'sigma_min';
   lambda_min_clipped: number;
-  variance_type: 'learned' | 'learned_range' | null;
+  /** 'learned' / 'learned_range': the model output has 2C channels, the first C are used; other values (DDPM's, from a shared config) mean none. */
+  variance_type: string | null;
   timestep_spacing: TimestepSpacing;
   steps_offset: number;
   rescale_betas_zero_snr: boolean;
@@ -92,7 +93,11 @@ const SPEC: ConfigSpec<DPMSolverMultistepSchedulerConfig> = {
   use_lu_lambdas: { type: 'boolean' },
   final_sigmas_type: { type: 'enum', values: ['zero', 'sigma_min'] },
   lambda_min_clipped: { type: 'number', allowInfinite: true },
-  variance_type: { type: 'enum', values: ['learned', 'learned_range'], nullable: true },
+  variance_type: {
+    type: 'enum',
+    values: ['learned', 'learned_range', 'fixed_small', 'fixed_small_log', 'fixed_large', 'fixed_large_log'],
+    nullable: true,
+  },
   timestep_spacing: { type: 'enum', values: ['leading', 'trailing', 'linspace'] },
   steps_offset: { type: 'integer', min: 0 },
   rescale_betas_zero_snr: { type: 'boolean' },
@@ -214,7 +219,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     // D_i = ax·x + am·m.
     let ax = 0, am = 1;
     if (c.prediction_type === 'epsilon') {
-      if (modelOutput.shape[1] !== sample.shape[1] && c.variance_type === null)
+      if (modelOutput.shape[1] !== sample.shape[1] && c.variance_type !== 'learned' && c.variance_type !== 'learned_range')
         throw new FusediffError('E_SHAPE', `${this.className}: model output channels ${modelOutput.shape[1]} do not match the sample's`);
       ax = 1 / cur.alpha;
       am = -cur.s / cur.alpha;
