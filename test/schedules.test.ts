@@ -221,3 +221,74 @@ describe('forward process and step arguments', () => {
     expect(Array.from(second)).not.toEqual(Array.from(first));
   });
 });
+
+describe('paths the fixtures do not cover, against the formulas evaluated in JS', () => {
+  const x = [0.3, -1.2, 2.5, 0.1, -0.4, 1.9, -2.2, 0.8, 0.05, -0.6, 1.1, 3.0];
+  const m = [1.5, -0.2, -2.0, 0.7, 0.9, -1.4, 0.3, -0.8, 2.2, -1.9, 0.4, 0.6];
+  const shape = [2, 1, 2, 3];
+  const quantile = (v: number[], q: number) => {
+    const a = v.map(Math.abs).sort((p, r) => p - r);
+    const pos = q * (a.length - 1);
+    const lo = Math.floor(pos);
+    return a[lo] + (pos - lo) * (a[Math.min(lo + 1, a.length - 1)] - a[lo]);
+  };
+
+  it('DDPM dynamic thresholding (Imagen): s = clamp(quantile(|x̂0|, ratio), 1, max), x̂0 ← clamp(x̂0, −s, s)/s', async () => {
+    const s = new DDPMScheduler({ thresholding: true, dynamic_thresholding_ratio: 0.8, sample_max_value: 1.5 });
+    s.setTimesteps(10);
+    const t = 500;
+    const ab = s.alphasCumprod[t];
+    const abp = s.alphasCumprod[t - 100];
+    const x0 = x.map((v, i) => (v - Math.sqrt(1 - ab) * m[i]) / Math.sqrt(ab));
+    const expected: number[] = [];
+    const expectedX0: number[] = [];
+    for (let b = 0; b < 2; b++) {
+      const item = x0.slice(6 * b, 6 * b + 6).map(Math.fround);
+      const th = Math.min(Math.max(quantile(item, 0.8), 1), 1.5);
+      item.forEach((v, j) => {
+        const c = Math.min(Math.max(v, -th), th) / th;
+        expectedX0.push(c);
+        const beta = 1 - ab / abp;
+        expected.push(((Math.sqrt(abp) * beta) / (1 - ab)) * c + ((Math.sqrt(ab / abp) * (1 - abp)) / (1 - ab)) * x[6 * b + j]);
+      });
+    }
+    const zero = Tensor.fromFloat32(new Float32Array(12), shape);
+    const out = await s.step(Tensor.fromFloat32(m, shape), t, Tensor.fromFloat32(x, shape), { noise: zero });
+    expect(maxAbsDiff(await out.predOriginalSample!.toFloat32Array(), expectedX0)).toBeLessThan(1e-6);
+    expect(maxAbsDiff(await out.prevSample.toFloat32Array(), expected)).toBeLessThan(1e-6);
+  });
+
+  it('DDIM use_clipped_model_output: ε recomputed from the clipped x̂0', async () => {
+    const s = new DDIMScheduler({ clip_sample: true });
+    s.setTimesteps(10);
+    const t = 900;
+    const ab = s.alphasCumprod[t];
+    const abp = s.alphasCumprod[t - 100];
+    const expected = x.map((v, i) => {
+      const x0 = Math.min(Math.max((v - Math.sqrt(1 - ab) * m[i]) / Math.sqrt(ab), -1), 1);
+      const eps = (v - Math.sqrt(ab) * x0) / Math.sqrt(1 - ab);
+      return Math.sqrt(abp) * x0 + Math.sqrt(1 - abp) * eps;
+    });
+    const out = await s.step(Tensor.fromFloat32(m, shape), t, Tensor.fromFloat32(x, shape), { useClippedModelOutput: true });
+    expect(maxAbsDiff(await out.prevSample.toFloat32Array(), expected)).toBeLessThan(1e-6);
+  });
+
+  it('Euler with churn (s_churn > 0): x̂ = x + s_noise·√(σ̂² − σ²)·z, then the Euler step from σ̂', async () => {
+    const s = new EulerDiscreteScheduler();
+    s.setTimesteps(10);
+    const i = 3;
+    const t = s.timesteps[i];
+    const z = [0.5, -1, 0.2, 0.3, -0.7, 1.1, 0, 0.9, -0.4, 0.6, -1.3, 0.25];
+    const sigma = s.sigmas[i];
+    const gamma = Math.min(5 / 10, Math.SQRT2 - 1);
+    const sh = sigma * (gamma + 1);
+    const expected = x.map((v, k) => {
+      const xh = v + Math.sqrt(sh * sh - sigma * sigma) * z[k];
+      const x0 = xh - sh * m[k];
+      return xh + ((xh - x0) / sh) * (s.sigmas[i + 1] - sh);
+    });
+    s.setBeginIndex(i);
+    const out = await s.step(Tensor.fromFloat32(m, shape), t, Tensor.fromFloat32(x, shape), { sChurn: 5, noise: Tensor.fromFloat32(z, shape) });
+    expect(maxAbsDiff(await out.prevSample.toFloat32Array(), expected)).toBeLessThan(2e-5);
+  });
+});
