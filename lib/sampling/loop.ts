@@ -6,8 +6,8 @@
  *
  * Beyond the plain loop:
  *   - starting late (SDEdit, Meng et al. 2022; diffusers' img2img): with `init` and a
- *     `strength` s ∈ (0, 1], the first ⌊n·s⌋ … the loop skips the first n − ⌊n·s⌋ timesteps and
- *     starts from the forward process q(x_t | x_0 = init) at the first remaining one;
+ *     `strength` s ∈ (0, 1], the loop skips the first n − ⌊n·s⌋ timesteps and starts from
+ *     the forward process q(x_t | x_0 = init) at the first remaining one;
  *   - truncated sampling: `stopAfter` k runs only k steps and returns the clean sample the last
  *     step predicted (x̂0) instead of x_t;
  *   - AbortSignal (E_ABORTED) and a progress callback with per-step timings.
