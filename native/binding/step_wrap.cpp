@@ -196,7 +196,7 @@ Napi::Value step_affine(const Napi::CallbackInfo& info) {
           if (job->want_x0) job->x0 = std::make_shared<Tensor>(job->shape);
           kernels::affine_step(job->params, job->x ? job->x->data() : nullptr, job->view, job->noise,
                                job->y ? job->y->data() : nullptr, job->out->data(), job->x0 ? job->x0->data() : nullptr,
-                               ThreadPool::global());
+                               *ThreadPool::global());
         },
         [job](Napi::Env env) -> Napi::Value {
           Napi::Array result = Napi::Array::New(env, 2);
@@ -260,7 +260,7 @@ Napi::Value step_langevin(const Napi::CallbackInfo& info) {
           if (job->want_mean) job->mean = std::make_shared<Tensor>(job->x->shape());
           job->step_sizes.resize(static_cast<size_t>(job->params.batch));
           kernels::langevin_step(job->params, job->x->data(), job->view, job->noise, job->out->data(),
-                                 job->mean ? job->mean->data() : nullptr, job->step_sizes.data(), ThreadPool::global());
+                                 job->mean ? job->mean->data() : nullptr, job->step_sizes.data(), *ThreadPool::global());
         },
         [job](Napi::Env env) -> Napi::Value {
           Napi::Array result = Napi::Array::New(env, 3);
@@ -287,7 +287,7 @@ Napi::Value randn(const Napi::CallbackInfo& info) {
         [shape, seeds, stream, result] {
           auto t = std::make_shared<Tensor>(shape);
           const int64_t per_item = t->numel() / shape[0];
-          kernels::philox_normal(t->data(), shape[0], per_item, seeds->data(), stream, ThreadPool::global());
+          kernels::philox_normal(t->data(), shape[0], per_item, seeds->data(), stream, *ThreadPool::global());
           *result = std::move(t);
         },
         [result](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, std::move(*result)); });
@@ -322,7 +322,7 @@ Napi::Value concat_batch(const Napi::CallbackInfo& info) {
           std::vector<const float*> ptrs;
           std::vector<int64_t> sizes;
           for (const TensorPtr& t : *parts) ptrs.push_back(t->data()), sizes.push_back(t->numel());
-          kernels::concat_batch(ptrs, sizes, out->data(), ThreadPool::global());
+          kernels::concat_batch(ptrs, sizes, out->data(), *ThreadPool::global());
           *result = std::move(out);
         },
         [result](Napi::Env env) -> Napi::Value { return TensorWrap::wrap(env, std::move(*result)); });
@@ -351,7 +351,7 @@ Napi::Value to_images(const Napi::CallbackInfo& info) {
     return Task::run(
         env,
         [x, source, scale, offset, batch, channels, pixels, dst] {
-          kernels::to_uint8_hwc(x->data(), batch, channels, pixels, source, scale, offset, dst, ThreadPool::global());
+          kernels::to_uint8_hwc(x->data(), batch, channels, pixels, source, scale, offset, dst, *ThreadPool::global());
         },
         [keep](Napi::Env) { return keep->Value(); });
   });
