@@ -52,23 +52,19 @@ export interface PlanDescription {
   ops: PlanOp[];
 }
 
+export interface NativeForwardOptions {
+  timesteps: Float64Array;
+  classIds?: Float64Array | null;
+  classValues?: Float64Array | null;
+  classVectors?: Float32Array | null;
+  tileable?: boolean;
+  profile?: boolean;
+}
+
 export interface NativeUNet {
   describe(): PlanDescription;
-  forward(
-    sample: NativeTensor,
-    timesteps: Float64Array,
-    classIds: Float64Array | null,
-    classValues: Float64Array | null,
-    classVectors: Float32Array | null,
-  ): Promise<NativeTensor>;
-  forward(
-    sample: NativeTensor,
-    timesteps: Float64Array,
-    classIds: Float64Array | null,
-    classValues: Float64Array | null,
-    classVectors: Float32Array | null,
-    profile: true,
-  ): Promise<{ output: NativeTensor; opSeconds: Float64Array }>;
+  forward(sample: NativeTensor, options: NativeForwardOptions & { profile: true }): Promise<{ output: NativeTensor; opSeconds: Float64Array }>;
+  forward(sample: NativeTensor, options: NativeForwardOptions): Promise<NativeTensor>;
   info(): NativeUNetInfo;
   arenaBytes(batch: number, height: number, width: number): number;
   dispose(): void;

@@ -17,7 +17,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FusediffError } from '../errors.js';
 import { Generator, checkSeed, randomSeed } from '../random.js';
-import { checkGuidance, evaluate, throwIfAborted, type GuidanceOptions } from '../sampling/model.js';
+import { checkGuidance, evaluate, throwIfAborted, type GuidanceOptions, type ModelFn } from '../sampling/model.js';
 import { checkShape, initialNoise, sampleLoop, type Progress } from '../sampling/loop.js';
 import { sampleSde } from '../sampling/sde.js';
 import { VESDE, VPSDE } from '../schedules/sde.js';
@@ -101,6 +101,8 @@ export interface GenerateOptions extends Omit<GuidanceOptions, 'classLabels'> {
   init?: { images: readonly GeneratedImage[] | Tensor; strength: number };
   /** Truncated sampling: run this many steps and return the predicted clean images. */
   stopAfter?: number;
+  /** Pad every convolution circularly so the images tile seamlessly (textures, floors, walls). */
+  tileable?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }
@@ -223,7 +225,7 @@ export class Pipeline {
         const scheduler = this.scheduler(sampler);
         const r = await sampleLoop({
           ...guidance,
-          model: this.unet,
+          model: this.model(o),
           scheduler: scheduler as Scheduler,
           steps: sampler === 'consistency' && o.timesteps ? { timesteps: o.timesteps } : steps,
           shape,
@@ -247,7 +249,7 @@ export class Pipeline {
         const snr = sde instanceof VESDE ? (this.schedulerConfig.snr as number | undefined) : undefined;
         const r = await sampleSde({
           ...guidance,
-          model: this.unet,
+          model: this.model(o),
           sde,
           method,
           steps,
@@ -274,6 +276,12 @@ export class Pipeline {
     }
   }
 
+  /** The UNet as the samplers call it, with this generation's forward options. */
+  private model(o: GenerateOptions): ModelFn {
+    const tileable = o.tileable === true;
+    return (x, t, labels) => this.unet.forward(x, t, { classLabels: labels, tileable });
+  }
+
   /** diffusers' ScoreSdeVePipeline: per step `correct_steps` Langevin corrections, then the predictor; the result is the last predictor mean. */
   private async sdeVe(steps: number, shape: number[], generator: Generator, guidance: GuidanceOptions, o: GenerateOptions): Promise<{ sample: Tensor; stepMs: number[] }> {
     const s = new ScoreSdeVeScheduler(this.schedulerConfig as Record<string, unknown>);
@@ -282,7 +290,7 @@ export class Pipeline {
     let x = await initialNoise(shape, s.initNoiseSigma, generator);
     let mean: Tensor | null = null;
     const stepMs: number[] = [];
-    const model = (input: Tensor, t: number[], labels?: number[]) => this.unet.forward(input, t, labels ? { classLabels: labels } : {});
+    const model = this.model(o);
     try {
       for (let i = 0; i < s.timesteps.length; i++) {
         throwIfAborted(o.signal);

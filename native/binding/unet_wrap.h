@@ -18,9 +18,9 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
   static Napi::Value expected_weights(const Napi::CallbackInfo& info);
-  // forward(sample, timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
-  //         classVectors?: Float32Array, profile?: boolean): Promise<NativeTensor>
-  //   (with profile: Promise<{ output: NativeTensor, opSeconds: Float64Array }>)
+  // forward(sample, { timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
+  //                   classVectors?: Float32Array, tileable?: boolean, profile?: boolean })
+  //   : Promise<NativeTensor>, or with profile Promise<{ output: NativeTensor, opSeconds: Float64Array }>
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value arena_bytes(const Napi::CallbackInfo& info);

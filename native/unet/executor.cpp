@@ -350,6 +350,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       p.kernel = conv->kernel;
       p.stride = conv->stride;
       p.pad_top = p.pad_left = conv->pad;
+      p.circular = in.circular_padding && conv->pad > 0;
       kernels::ConvEpilogue e;
       e.bias = conv->bias.data();
       if (conv->temb_offset >= 0) {

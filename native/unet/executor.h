@@ -23,6 +23,9 @@ struct ForwardInput {
   std::vector<int64_t> class_ids;   // ClassEmbed::Embedding: one per image
   std::vector<double> class_values; // ClassEmbed::Timestep: one per image
   std::vector<float> class_vectors; // ClassEmbed::Identity: N x time_dim
+  // Convolutions pad circularly instead of with zeros: the output tiles seamlessly
+  // (diffusers' padding_mode="circular" on every padded conv).
+  bool circular_padding = false;
   // When set, receives the wall time of each op of the plan, in plan order (profiling).
   std::vector<double>* op_seconds = nullptr;
 };
