@@ -67,6 +67,7 @@ export interface NativeUNet {
   forward(sample: NativeTensor, options: NativeForwardOptions): Promise<NativeTensor>;
   info(): NativeUNetInfo;
   arenaBytes(batch: number, height: number, width: number): number;
+  releaseCachedMemory(): void;
   dispose(): void;
 }
 

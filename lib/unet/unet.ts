@@ -148,6 +148,14 @@ export class UNet {
     return this.native().arenaBytes(batch, height, width);
   }
 
+  /**
+   * Frees the activation memory kept for reuse: one arena per input shape and concurrent
+   * forward. The next forward of a shape allocates again.
+   */
+  releaseCachedMemory(): void {
+    this.native().releaseCachedMemory();
+  }
+
   /** Releases the weights and cached activation memory; forwards already running finish first. */
   dispose(): void {
     this.handle?.dispose();

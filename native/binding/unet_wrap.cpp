@@ -28,6 +28,7 @@ Napi::Function UNetWrap::define(Napi::Env env) {
                       InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
                       InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
                       InstanceMethod<&UNetWrap::describe>("describe"),
+                      InstanceMethod<&UNetWrap::release_cached_memory>("releaseCachedMemory"),
                       InstanceMethod<&UNetWrap::dispose>("dispose")});
 }
 
@@ -139,6 +140,11 @@ Napi::Value UNetWrap::info(const Napi::CallbackInfo& info) {
   out.Set("timeEmbeddingDim", plan.time_dim);
   out.Set("numOps", static_cast<double>(plan.ops.size()));
   return out;
+}
+
+Napi::Value UNetWrap::release_cached_memory(const Napi::CallbackInfo& info) {
+  executor(info.Env())->trim();
+  return info.Env().Undefined();
 }
 
 Napi::Value UNetWrap::describe(const Napi::CallbackInfo& info) {

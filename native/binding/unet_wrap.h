@@ -26,6 +26,9 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   Napi::Value arena_bytes(const Napi::CallbackInfo& info);
   // describe(): the plan as a plain object (see plan_describe.h).
   Napi::Value describe(const Napi::CallbackInfo& info);
+  // releaseCachedMemory(): frees the idle activation arenas (they are kept per input shape,
+  // one per concurrent forward, for reuse).
+  Napi::Value release_cached_memory(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<unet::Executor> executor(Napi::Env env);
