@@ -66,6 +66,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+// `fusediff info m | head -1`: a closed pipe is the reader's choice, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
