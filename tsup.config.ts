@@ -1,7 +1,8 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'lib/index.ts' },
+  // cli: the `fusediff` command (package.json "bin"); esbuild keeps its shebang and tsup marks it executable.
+  entry: { index: 'lib/index.ts', cli: 'lib/cli/main.ts' },
   format: ['esm', 'cjs'],
   dts: true,
   sourcemap: true,

@@ -36,7 +36,9 @@ export { DPMSolverMultistepScheduler, DPM_DEFAULTS, type DPMSolverMultistepSched
 export { ScoreSdeVeScheduler, SDE_VE_DEFAULTS, type ScoreSdeVeSchedulerConfig, type SdeVeOutput } from './schedulers/score_sde_ve.js';
 export { ScoreSdeVpScheduler, SDE_VP_DEFAULTS, type ScoreSdeVpSchedulerConfig } from './schedulers/score_sde_vp.js';
 export { asModelFn, evaluate, type Model, type ModelFn, type GuidanceOptions, type ModelEvaluation } from './sampling/model.js';
-export { sampleLoop, initialNoise, type SampleLoopOptions, type SampleLoopResult, type Progress } from './sampling/loop.js';
+export { sampleLoop, initialNoise, type SampleLoopOptions, type SampleLoopResult, type Progress, type PreviewOptions } from './sampling/loop.js';
 export { sampleSde, forwardSde, type SdeSampleOptions, type SdeSampleResult, type SdeSamplerMethod, type ForwardSdeOptions } from './sampling/sde.js';
 export { loadPipeline, Pipeline, SAMPLERS, type SamplerName, type GenerateOptions, type GenerateResult } from './pipeline/pipeline.js';
 export { toImages, fromImages, type GeneratedImage, type SampleRange } from './pipeline/images.js';
+export { encodePng, decodePng, readPngText, type EncodePngOptions } from './image/png.js';
+export { makeGrid, type Grid, type GridOptions } from './image/grid.js';

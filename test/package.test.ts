@@ -9,6 +9,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeF
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ensureDist } from './helpers/dist.js';
 
 const root = path.resolve(__dirname, '..');
 const prebuild = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`, 'node.napi.node');
@@ -21,7 +22,7 @@ function npm(args: string[], cwd: string): string {
 }
 
 beforeAll(() => {
-  if (!existsSync(path.join(root, 'dist', 'index.js'))) npm(['run', 'build:ts'], root);
+  ensureDist();
   if (!existsSync(prebuild)) npm(['run', 'prebuild'], root);
   const out = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], root)) as { filename: string; files: { path: string }[] }[];
   tarball = path.join(tmp, out[0].filename);
@@ -37,6 +38,7 @@ it('ships dist, prebuilds and README only', () => {
   expect(listing).toContain('package/dist/index.js');
   expect(listing).toContain('package/dist/index.cjs');
   expect(listing).toContain('package/dist/index.d.ts');
+  expect(listing).toContain('package/dist/cli.js');
   expect(listing).toContain(`package/prebuilds/${process.platform}-${process.arch}/node.napi.node`);
   for (const f of listing) expect(f).not.toMatch(/^package\/(build|native|test|lib|cuda|training|node_modules|scripts)\//);
   // No install-time scripts: the package works with --ignore-scripts and npm's allowScripts policy.
@@ -65,6 +67,14 @@ it('loads from ESM and CommonJS with no compiler on PATH', () => {
   for (const tool of ['cc', 'g++', 'cmake', 'make']) {
     expect(spawnSync('/bin/sh', ['-c', `command -v ${tool}`], { env }).status).not.toBe(0);
   }
+});
+
+it('installs the fusediff command (npx fusediff)', () => {
+  const bin = path.join(app, 'node_modules', '.bin', 'fusediff');
+  const r = spawnSync(bin, ['info', './model', '--json'], { cwd: app, encoding: 'utf8' });
+  expect(r.stderr).toBe('');
+  expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'unet', parameters: 177427 });
+  expect(spawnSync(bin, ['--help'], { cwd: app, encoding: 'utf8' }).stdout).toMatch(/^Usage: fusediff <command>/);
 });
 
 it('a missing prebuild says how to build from source', () => {

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { FusediffError } from '../errors.js';
 import { Generator, checkSeed, randomSeed } from '../random.js';
 import { checkGuidance, evaluate, throwIfAborted, type GuidanceOptions, type ModelFn } from '../sampling/model.js';
-import { checkShape, initialNoise, sampleLoop, type Progress } from '../sampling/loop.js';
+import { checkShape, initialNoise, sampleLoop, type PreviewOptions, type Progress } from '../sampling/loop.js';
 import { sampleSde } from '../sampling/sde.js';
 import { VESDE, VPSDE } from '../schedules/sde.js';
 import { schedulerFromConfig, type AnyScheduler, type SchedulerClassName } from '../schedulers/index.js';
@@ -103,8 +103,15 @@ export interface GenerateOptions extends Omit<GuidanceOptions, 'classLabels'> {
   stopAfter?: number;
   /** Pad every convolution circularly so the images tile seamlessly (textures, floors, walls). */
   tileable?: boolean;
+  /** Rejects with E_ABORTED before the next step once aborted; the run's native memory is freed. */
   signal?: AbortSignal;
+  /** Called after every step with { step, totalSteps, timestep, stepMs, elapsedMs, preview? }. */
   onProgress?: (p: Progress) => void;
+  /**
+   * Give onProgress a `preview` (the predicted clean images, like `images`) every this many
+   * steps and at the last step. Not available for the sde-ve sampler.
+   */
+  previewEvery?: number;
 }
 
 export interface GenerateResult {
@@ -170,9 +177,24 @@ export class Pipeline {
     return { sde: new VPSDE({ betaMin: bs * T, betaMax: be * T }), numTrainTimesteps: T };
   }
 
+  /** The samplers this pipeline's model can run (the others are refused with E_ARGUMENT or E_UNSUPPORTED). */
+  get samplers(): SamplerName[] {
+    return SAMPLERS.filter((name) => {
+      try {
+        if (DISCRETE[name]) this.scheduler(name);
+        else if (name === 'sde-ve') return this.isVe();
+        else if (this.sde().sde instanceof VESDE && name === 'sde-vp') return false;
+        return true;
+      } catch {
+        return false;
+      }
+    });
+  }
+
   async generate(options: GenerateOptions = {}): Promise<GenerateResult> {
     const started = performance.now();
     const o = options;
+    if (!this.unet.handle) throw new FusediffError('E_DISPOSED', 'this pipeline has been disposed');
     throwIfAborted(o.signal);
     const sampler = o.sampler ?? this.defaultSampler;
     if (!SAMPLERS.includes(sampler)) throw new FusediffError('E_ARGUMENT', `unknown sampler "${String(sampler)}" (use ${SAMPLERS.join(', ')})`);
@@ -213,6 +235,9 @@ export class Pipeline {
     const steps = o.steps ?? DEFAULT_STEPS[sampler];
     const generator = new Generator(seeds);
     const range: SampleRange = this.isVe() ? 'zero-one' : 'minus-one-one';
+    const preview: PreviewOptions | undefined =
+      o.previewEvery === undefined ? undefined : { every: o.previewEvery, render: (x0) => toImages(x0, { channels: o.channels, range }) };
+    if (preview && sampler === 'sde-ve') throw new FusediffError('E_UNSUPPORTED', 'previews are not available for the sde-ve sampler (use pc or pf-ode)');
     let init: { image: Tensor; strength: number } | undefined;
     if (o.init) {
       const image = Array.isArray(o.init.images) ? fromImages(o.init.images as GeneratedImage[], cfg.in_channels, range) : (o.init.images as Tensor);
@@ -235,6 +260,7 @@ export class Pipeline {
           stepOptions: sampler === 'ddim' ? { eta: o.eta ?? 0 } : {},
           signal: o.signal,
           onProgress: o.onProgress,
+          preview,
         });
         sample = r.sample;
         stepMs = r.stepMs;
@@ -261,6 +287,7 @@ export class Pipeline {
           stopAfter: o.stopAfter,
           signal: o.signal,
           onProgress: o.onProgress,
+          preview,
         });
         sample = r.sample;
         stepMs = r.stepMs;
@@ -290,6 +317,7 @@ export class Pipeline {
     let x = await initialNoise(shape, s.initNoiseSigma, generator);
     let mean: Tensor | null = null;
     const stepMs: number[] = [];
+    const started = performance.now();
     const model = this.model(o);
     try {
       for (let i = 0; i < s.timesteps.length; i++) {
@@ -311,7 +339,7 @@ export class Pipeline {
         x = r.prevSample;
         mean = r.prevSampleMean;
         stepMs.push(performance.now() - t0);
-        o.onProgress?.({ step: i + 1, totalSteps: s.timesteps.length, timestep: s.timesteps[i], stepMs: stepMs[i] });
+        o.onProgress?.({ step: i + 1, totalSteps: s.timesteps.length, timestep: s.timesteps[i], stepMs: stepMs[i], elapsedMs: performance.now() - started });
       }
       x.dispose();
       return { sample: mean!, stepMs };

@@ -17,6 +17,7 @@ import { Generator } from '../random.js';
 import type { Scheduler, StepOptions } from '../schedulers/types.js';
 import { affineStep } from '../step.js';
 import type { Tensor } from '../tensor.js';
+import type { GeneratedImage } from '../pipeline/images.js';
 import { asModelFn, checkGuidance, evaluate, throwIfAborted, type GuidanceOptions, type Model } from './model.js';
 
 export interface Progress {
@@ -26,6 +27,29 @@ export interface Progress {
   timestep: number;
   /** Milliseconds this step took. */
   stepMs: number;
+  /** Milliseconds since sampling started. */
+  elapsedMs: number;
+  /**
+   * The clean images this step predicts (x̂0), one per image of the batch like the results;
+   * present every `previewEvery` steps (and at the last step) when previews were asked for.
+   */
+  preview?: GeneratedImage[];
+}
+
+/** Previews: render x̂0 as images every `every` steps (rendering costs one pass over the batch). */
+export interface PreviewOptions {
+  every: number;
+  render: (x0: Tensor) => Promise<GeneratedImage[]>;
+}
+
+/** Whether step `step` (1-based) of `total` gets a preview. */
+export function wantsPreview(preview: PreviewOptions | undefined, step: number, total: number): boolean {
+  return preview !== undefined && (step % preview.every === 0 || step === total);
+}
+
+export function checkPreview(preview: PreviewOptions | undefined): void {
+  if (preview && (!Number.isInteger(preview.every) || preview.every < 1))
+    throw new FusediffError('E_ARGUMENT', `previewEvery must be an integer >= 1, got ${String(preview.every)}`);
 }
 
 export interface SampleLoopOptions extends GuidanceOptions {
@@ -48,6 +72,8 @@ export interface SampleLoopOptions extends GuidanceOptions {
   stepOptions?: Record<string, unknown>;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Predicted-clean previews passed to onProgress. */
+  preview?: PreviewOptions;
 }
 
 export interface SampleLoopResult {
@@ -79,6 +105,7 @@ export async function sampleLoop(o: SampleLoopOptions): Promise<SampleLoopResult
   const model = asModelFn(o.model);
   const generator = o.generator ?? new Generator();
   const s = o.scheduler;
+  checkPreview(o.preview);
   throwIfAborted(o.signal);
   s.reset?.();
   (s.setTimesteps as (steps: SampleLoopOptions['steps']) => void).call(s, o.steps);
@@ -143,7 +170,11 @@ export async function sampleLoop(o: SampleLoopOptions): Promise<SampleLoopResult
       if (x0 && !s.retainsPredOriginal) x0.dispose();
       x0 = out.predOriginalSample;
       stepMs.push(performance.now() - t0);
-      o.onProgress?.({ step: i + 1, totalSteps: total, timestep: t, stepMs: stepMs[i] });
+      if (o.onProgress) {
+        // Rendered before the next step, while x̂0 is still this step's (some schedulers reuse it).
+        const preview = x0 && wantsPreview(o.preview, i + 1, total) ? await o.preview!.render(x0) : undefined;
+        o.onProgress({ step: i + 1, totalSteps: total, timestep: t, stepMs: stepMs[i], elapsedMs: performance.now() - started, ...(preview ? { preview } : {}) });
+      }
     }
     const truncated = total < timesteps.length;
     let sample = x;

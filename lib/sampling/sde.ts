@@ -25,7 +25,8 @@ import { Generator } from '../random.js';
 import { VESDE, VPSDE, type Sde } from '../schedules/sde.js';
 import { affineStep, langevinStep } from '../step.js';
 import type { Tensor } from '../tensor.js';
-import { checkShape, initialNoise, type Progress } from './loop.js';
+import type { GeneratedImage } from '../pipeline/images.js';
+import { checkPreview, checkShape, initialNoise, wantsPreview, type PreviewOptions, type Progress } from './loop.js';
 import { asModelFn, checkGuidance, evaluate, throwIfAborted, type GuidanceOptions, type Model, type ModelEvaluation } from './model.js';
 
 export type SdeSamplerMethod = 'reverse-sde' | 'pf-ode' | 'pc';
@@ -62,6 +63,8 @@ export interface SdeSampleOptions extends GuidanceOptions {
   latents?: Tensor;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Predicted-clean previews (Tweedie's estimate at each step's t) passed to onProgress. */
+  preview?: PreviewOptions;
 }
 
 export interface SdeSampleResult {
@@ -80,6 +83,7 @@ function scoreScale(sde: Sde, kind: 'epsilon' | 'score', t: number): number {
 
 export async function sampleSde(o: SdeSampleOptions): Promise<SdeSampleResult> {
   const started = performance.now();
+  const sampleStarted = started;
   const shape = checkShape(o.shape);
   const batch = shape[0];
   checkGuidance(o, batch);
@@ -100,6 +104,7 @@ export async function sampleSde(o: SdeSampleOptions): Promise<SdeSampleResult> {
   const correctorSteps = o.correctorSteps ?? 1;
   if (!Number.isInteger(correctorSteps) || correctorSteps < 0) throw new FusediffError('E_ARGUMENT', 'correctorSteps must be an integer >= 0');
   const denoise = o.denoise ?? true;
+  checkPreview(o.preview);
   throwIfAborted(o.signal);
 
   // The time grid, possibly starting late.
@@ -127,6 +132,16 @@ export async function sampleSde(o: SdeSampleOptions): Promise<SdeSampleResult> {
 
   const evalAt = async (input: Tensor, t: number): Promise<ModelEvaluation> =>
     evaluate(model, input, new Array<number>(batch).fill(timeInput(t)), o);
+  // Tweedie: x̂0 = (x + std²·score)/mean at t, from the model output the step uses anyway (no extra forward).
+  const tweediePreview = async (input: Tensor, ev: ModelEvaluation, t: number): Promise<GeneratedImage[]> => {
+    const { mean, std } = sde.marginal(t);
+    const x0 = (await affineStep({ x: input, m: ev.output, bx: 1 / mean, bm: (std * std * scoreScale(sde, kind, t)) / mean, guidanceScale: ev.guidanceScale })).out;
+    try {
+      return await o.preview!.render(x0);
+    } finally {
+      x0.dispose();
+    }
+  };
   const replace = (next: Tensor) => {
     x.dispose();
     x = next;
@@ -166,7 +181,9 @@ export async function sampleSde(o: SdeSampleOptions): Promise<SdeSampleResult> {
         }
       }
       const ev = await evalAt(x, t);
+      let preview: GeneratedImage[] | undefined;
       try {
+        if (o.onProgress && wantsPreview(o.preview, i + 1, total)) preview = await tweediePreview(x, ev, t);
         if (o.method === 'pf-ode') {
           // dx/dt = a·x + c·m with c = −½g²k;  Euler: x' = x − dt(a·x + c·m).
           const c = -0.5 * g2 * k;
@@ -215,7 +232,7 @@ export async function sampleSde(o: SdeSampleOptions): Promise<SdeSampleResult> {
         ev.output.dispose();
       }
       stepMs.push(performance.now() - started);
-      o.onProgress?.({ step: i + 1, totalSteps: total, timestep: t, stepMs: stepMs[i] });
+      o.onProgress?.({ step: i + 1, totalSteps: total, timestep: t, stepMs: stepMs[i], elapsedMs: performance.now() - sampleStarted, ...(preview ? { preview } : {}) });
     }
     const truncated = total < N;
     if (truncated) {
