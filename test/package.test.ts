@@ -23,7 +23,7 @@ function npm(args: string[], cwd: string): string {
 
 beforeAll(() => {
   ensureDist();
-  if (!existsSync(prebuild)) npm(['run', 'prebuild'], root);
+  npm(['run', 'prebuild'], root); // always: a stale binary would test yesterday's addon (incremental, quick when built)
   const out = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], root)) as { filename: string; files: { path: string }[] }[];
   tarball = path.join(tmp, out[0].filename);
   app = path.join(tmp, 'app');
