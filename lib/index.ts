@@ -6,3 +6,4 @@ export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockTy
 export { parsePythonJson } from './json.js';
 export { memoryStats, runtimeInfo, setActivationMemoryLimit } from './runtime.js';
 export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';
+export type { ExportOnnxOptions, ExportOnnxResult } from './onnx/export.js';
