@@ -7,3 +7,4 @@ export { parsePythonJson } from './json.js';
 export { memoryStats, runtimeInfo, setActivationMemoryLimit } from './runtime.js';
 export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';
 export type { ExportOnnxOptions, ExportOnnxResult } from './onnx/export.js';
+export { exportOnnx, exportOnnxCommand, EXPORT_ONNX_USAGE, type CommandOutput } from './onnx/command.js';
