@@ -39,7 +39,7 @@ async function session(file: string): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(file, {
     intraOpNumThreads: 2,
     interOpNumThreads: 1,
-    extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    extra: { 'session.intra_op.allow_spinning': '0', 'session.inter_op.allow_spinning': '0' },
   });
 }
 
