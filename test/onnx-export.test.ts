@@ -170,7 +170,7 @@ describe('export options and errors', () => {
   it('refuses a disposed model with E_DISPOSED', async () => {
     const other = await loadUNet(dir);
     other.dispose();
-    await expect(async () => other.exportOnnx(path.join(tmp, 'd.onnx'))).rejects.toMatchObject({ code: 'E_DISPOSED' });
+    await expect(other.exportOnnx(path.join(tmp, 'd.onnx'))).rejects.toMatchObject({ code: 'E_DISPOSED' });
   });
 
   it('export-onnx command: usage errors exit 2, a good export exits 0', async () => {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { FusediffError } from '../errors.js';
 import { packageRoot, type PlanDescription } from '../native.js';
 import { encodeModel } from './onnx-proto.js';
-import { buildUNetGraph, INPUT_CLASS_LABELS, INPUT_SAMPLE, INPUT_TIMESTEP, OUTPUT_SAMPLE } from './unet-graph.js';
+import { buildUNetGraph, INPUT_CLASS_LABELS, OUTPUT_SAMPLE } from './unet-graph.js';
 import { WeightReader } from './weights.js';
 import { writeChunks } from './write-file.js';
 
@@ -98,8 +98,6 @@ export async function exportUNetOnnx(unet: ExportableUNet, file: string, options
     output: OUTPUT_SAMPLE,
   };
 }
-
-export { INPUT_CLASS_LABELS, INPUT_SAMPLE, INPUT_TIMESTEP, OUTPUT_SAMPLE };
 
 function packageVersion(): string {
   try {

@@ -90,7 +90,7 @@ export class UNet {
    * class-conditional models, `class_labels` ([N] int64 class ids; [N] float for
    * class_embed_type "timestep"; [N, E] float for "identity"); output `out_sample`.
    */
-  exportOnnx(file: string, options: ExportOnnxOptions = {}): Promise<ExportOnnxResult> {
+  async exportOnnx(file: string, options: ExportOnnxOptions = {}): Promise<ExportOnnxResult> {
     this.native(); // E_DISPOSED before any file is touched
     return exportUNetOnnx(this, file, options);
   }
