@@ -54,6 +54,8 @@ export interface Series {
   times: number[];
   /** Max event-loop delay over the timed runs, ms. */
   maxLagMs: number;
+  /** Each timed run's max event-loop delay, ms. */
+  lagsMs: number[];
 }
 
 export interface Alternated {
@@ -69,7 +71,7 @@ export async function alternate(
   b: () => Promise<void>,
   options: { warmup: number; runs: number; monitor: LoopLagMonitor; onIteration?: (i: number) => void },
 ): Promise<Alternated> {
-  const result: Alternated = { a: { times: [], maxLagMs: 0 }, b: { times: [], maxLagMs: 0 }, pairRatios: [] };
+  const result: Alternated = { a: { times: [], maxLagMs: 0, lagsMs: [] }, b: { times: [], maxLagMs: 0, lagsMs: [] }, pairRatios: [] };
   const timed = async (fn: () => Promise<void>, series: Series, keep: boolean) => {
     let seconds = 0;
     const lag = await options.monitor.watch(async () => {
@@ -80,6 +82,7 @@ export async function alternate(
     if (keep) {
       series.times.push(seconds);
       series.maxLagMs = Math.max(series.maxLagMs, lag);
+      series.lagsMs.push(lag);
     }
     return seconds;
   };

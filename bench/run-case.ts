@@ -3,6 +3,7 @@
  * RSS is its own): fusediff and onnxruntime-node load the same weights, run the same input,
  * alternate per iteration; then the case's dominant 3x3 conv layers are timed alone.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadUNet, runtimeInfo, Tensor } from '../lib/index.js';
 import { rng } from '../test/helpers/random-model.js';
@@ -20,6 +21,8 @@ export interface RuntimeResult {
   q3Seconds: number;
   times: number[];
   maxLagMs: number;
+  /** Median over the timed runs of each run's max event-loop delay, ms. */
+  medianLagMs: number;
   /** RSS growth from loading the model and its first forward, MB. */
   rssGrowthMB: number;
 }
@@ -57,6 +60,20 @@ export interface CaseOptions {
 }
 
 const MB = 1024 * 1024;
+
+/**
+ * This process's peak RSS in bytes. On Linux, VmHWM of /proc/self/status: getrusage's
+ * ru_maxrss survives exec, so a child would report its parent's footprint at spawn time.
+ */
+function peakRss(): number {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024;
+}
 
 export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseResult> {
   const { model, batch } = c;
@@ -105,6 +122,7 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
   monitor.start();
   log(`${c.id}: ${options.warmup} warm-up + ${options.runs} timed runs each, alternating`);
   const r = await alternate(ours, theirs, { warmup: options.warmup, runs: options.runs, monitor });
+  const peakRssBytes = peakRss(); // before the layer benchmarks add their own buffers
 
   const plan = unet.describePlan();
   const flops = countFlops(plan, batch, model.size, model.size);
@@ -128,12 +146,13 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
   }
   monitor.stop();
 
-  const series = (times: number[], maxLagMs: number, rssGrowth: number): RuntimeResult => ({
+  const series = ({ times, maxLagMs, lagsMs }: { times: number[]; maxLagMs: number; lagsMs: number[] }, rssGrowth: number): RuntimeResult => ({
     medianSeconds: median(times),
     q1Seconds: quantile(times, 0.25),
     q3Seconds: quantile(times, 0.75),
     times,
     maxLagMs,
+    medianLagMs: median(lagsMs),
     rssGrowthMB: rssGrowth / MB,
   });
   return {
@@ -145,14 +164,14 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
     kernels,
     flops: flops.total,
     conv3x3Flops: flops.conv3x3,
-    ours: series(r.a.times, r.a.maxLagMs, rss1 - rss0),
-    ort: series(r.b.times, r.b.maxLagMs, rss2 - rss1),
+    ours: series(r.a, rss1 - rss0),
+    ort: series(r.b, rss2 - rss1),
     pairRatio: { median: median(r.pairRatios), q1: quantile(r.pairRatios, 0.25), q3: quantile(r.pairRatios, 0.75) },
     spread: {
       ours: (quantile(r.a.times, 0.75) - quantile(r.a.times, 0.25)) / median(r.a.times),
       ort: (quantile(r.b.times, 0.75) - quantile(r.b.times, 0.25)) / median(r.b.times),
     },
-    peakRssMB: (process.resourceUsage().maxRSS * 1024) / MB,
+    peakRssMB: peakRssBytes / MB,
     relativeError: maxDiff / maxOurs,
     convSumSeconds,
     layers,

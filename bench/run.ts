@@ -103,6 +103,7 @@ async function main(): Promise<void> {
 
   const options = caseOptions();
   const cases = selectCases(args);
+  const loadAtStart = os.loadavg()[0];
   const info = runtimeInfo();
   for (const model of new Set(cases.map((c) => c.model))) await prepareModel(model, log);
 
@@ -128,10 +129,14 @@ async function main(): Promise<void> {
     runs: options.runs,
     layerRuns: options.layerRuns,
     quick: process.env.BENCH_QUICK === '1',
+    load: [loadAtStart, os.loadavg()[0]],
   };
 
   console.log(`\n${env.cpuModel}, ${threads} threads, node ${env.node}, onnxruntime-node ${env.ort}, fusediff ${env.fusediff} (${env.kernels})`);
-  console.log(`${env.warmup} warm-up + ${env.runs} timed runs per runtime, alternating; peak ${env.peakGflops.toFixed(0)} GFLOP/s\n`);
+  console.log(
+    `${env.warmup} warm-up + ${env.runs} timed runs per runtime, alternating; peak ${env.peakGflops.toFixed(0)} GFLOP/s; ` +
+      `load average ${env.load[0].toFixed(1)} -> ${env.load[1].toFixed(1)}\n`,
+  );
   console.log(markdownTable(forwardTable(results, env)));
   if (results.some((r) => r.layers.length)) console.log(`\n${markdownTable(layerTable(results, env))}`);
 
