@@ -188,10 +188,26 @@ describe('export options and errors', () => {
   });
 });
 
-describe('class embeddings of type "timestep" and "identity"', () => {
+describe('configs the fixtures do not cover', () => {
   const base = JSON.parse(readFileSync(path.join(MODELS, 'unet_basic', 'config.json'), 'utf8')) as Record<string, unknown>;
 
-  it.each(['timestep', 'identity'] as const)('%s: onnxruntime matches fusediff', async (type) => {
+  it('an odd sinusoidal projection width (its zero column is a Pad)', async () => {
+    const dir = path.join(tmp, 'odd-width');
+    writeRandomModel(dir, { ...base, block_out_channels: [15, 30], norm_num_groups: 5, attention_head_dim: 5 }, 3);
+    const unet = await loadUNet(dir);
+    expect(unet.describePlan().time.projDim % 2).toBe(1);
+    const file = path.join(tmp, 'odd-width.onnx');
+    await unet.exportOnnx(file);
+    const s = await session(file);
+    const random = rng(6);
+    const sample = Float32Array.from({ length: 2 * 3 * 16 * 16 }, () => 2 * random() - 1);
+    const { ours, theirs } = await runBoth(unet, s, { sample, shape: [2, 3, 16, 16], timesteps: [3, 900] });
+    expect(relativeError(theirs, ours)).toBeLessThanOrEqual(RELATIVE_TOLERANCE);
+    await s.release();
+    unet.dispose();
+  });
+
+  it.each(['timestep', 'identity'] as const)('class_embed_type "%s": onnxruntime matches fusediff', async (type) => {
     const dir = path.join(tmp, `class-${type}`);
     writeRandomModel(dir, { ...base, class_embed_type: type }, 77);
     const unet = await loadUNet(dir);
