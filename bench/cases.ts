@@ -22,6 +22,8 @@ export interface BenchCase {
   id: string;
   model: BenchModel;
   batch: number;
+  /** Timed runs per runtime: more for short forwards, whose medians the shared machine disturbs most. */
+  runs: number;
 }
 
 export const MODELS = {
@@ -38,7 +40,7 @@ export const MODELS = {
 } satisfies Record<string, BenchModel>;
 
 export const CASES: BenchCase[] = [
-  { id: 'cifar10-32-b1', model: MODELS.cifar, batch: 1 },
-  { id: 'cifar10-32-b8', model: MODELS.cifar, batch: 8 },
-  { id: 'cd-imagenet64-b1', model: MODELS.imagenet, batch: 1 },
+  { id: 'cifar10-32-b1', model: MODELS.cifar, batch: 1, runs: 41 },
+  { id: 'cifar10-32-b8', model: MODELS.cifar, batch: 8, runs: 15 },
+  { id: 'cd-imagenet64-b1', model: MODELS.imagenet, batch: 1, runs: 15 },
 ];

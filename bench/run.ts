@@ -3,7 +3,8 @@
  *
  * Knobs (environment):
  *   BENCH_QUICK=1         1 warm-up + 3 runs (a smoke test, not for quoting)
- *   BENCH_RUNS, BENCH_WARMUP, BENCH_LAYER_RUNS   explicit counts (defaults 15, 3, 15)
+ *   BENCH_RUNS, BENCH_WARMUP, BENCH_LAYER_RUNS   explicit counts (defaults: per case, 41 for
+ *                         cifar10-32-b1 and 15 for the others; 3; 15)
  *   BENCH_LAYERS=n        dominant 3x3 layers timed per case (default 2; 0 = none)
  *   BENCH_BREAKDOWN=n     time every conv of the plan alone, n runs each (default 3, quick 1; 0 = skip)
  *   BENCH_CASES=a,b       same as naming cases on the command line (ids or prefixes:
@@ -36,11 +37,11 @@ function intEnv(name: string, fallback: number): number {
   return Number(v);
 }
 
-function caseOptions(): CaseOptions {
+function caseOptions(c: BenchCase): CaseOptions {
   const quick = process.env.BENCH_QUICK === '1';
   return {
     warmup: intEnv('BENCH_WARMUP', quick ? 1 : 3),
-    runs: Math.max(1, intEnv('BENCH_RUNS', quick ? 3 : 15)),
+    runs: Math.max(1, intEnv('BENCH_RUNS', quick ? 3 : c.runs)),
     layerRuns: Math.max(1, intEnv('BENCH_LAYER_RUNS', quick ? 3 : 15)),
     layers: intEnv('BENCH_LAYERS', 2),
     breakdownRuns: intEnv('BENCH_BREAKDOWN', quick ? 1 : 3),
@@ -96,13 +97,13 @@ async function main(): Promise<void> {
   if (args[0] === '--child') {
     const c = CASES.find((k) => k.id === args[1]);
     if (!c) throw new Error(`unknown case ${args[1]}`);
-    const result = await runCase(c, caseOptions());
+    const result = await runCase(c, caseOptions(c));
     process.stdout.write(`${RESULT_MARKER}${JSON.stringify(result)}\n`);
     return;
   }
 
-  const options = caseOptions();
   const cases = selectCases(args);
+  const options = caseOptions(cases[0]);
   const loadAtStart = os.loadavg()[0];
   const info = runtimeInfo();
   for (const model of new Set(cases.map((c) => c.model))) await prepareModel(model, log);
@@ -126,7 +127,6 @@ async function main(): Promise<void> {
       ? 'BENCH_PEAK_GFLOPS'
       : `${threads} cores x 3.6 GHz x 32 FLOP/cycle, Zen 4: one 512-bit FMA per cycle per core`,
     warmup: options.warmup,
-    runs: options.runs,
     layerRuns: options.layerRuns,
     quick: process.env.BENCH_QUICK === '1',
     load: [loadAtStart, os.loadavg()[0]],
@@ -134,13 +134,13 @@ async function main(): Promise<void> {
 
   console.log(`\n${env.cpuModel}, ${threads} threads, node ${env.node}, onnxruntime-node ${env.ort}, fusediff ${env.fusediff} (${env.kernels})`);
   console.log(
-    `${env.warmup} warm-up + ${env.runs} timed runs per runtime, alternating; peak ${env.peakGflops.toFixed(0)} GFLOP/s; ` +
+    `${env.warmup} warm-up + n timed runs per runtime, alternating; peak ${env.peakGflops.toFixed(0)} GFLOP/s; ` +
       `load average ${env.load[0].toFixed(1)} -> ${env.load[1].toFixed(1)}\n`,
   );
   console.log(markdownTable(forwardTable(results, env)));
   if (results.some((r) => r.layers.length)) console.log(`\n${markdownTable(layerTable(results, env))}`);
 
-  const full = cases.length === CASES.length && !env.quick && options.runs >= 10;
+  const full = cases.length === CASES.length && !env.quick && results.every((r) => r.ours.times.length >= 10);
   const out = process.env.BENCH_OUT ?? path.join('bench', full ? 'results.md' : 'results-partial.md');
   writeFileSync(out, resultsMarkdown(results, env));
   console.log(`\nwrote ${out}`);
