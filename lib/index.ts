@@ -42,3 +42,5 @@ export { loadPipeline, Pipeline, SAMPLERS, type SamplerName, type GenerateOption
 export { toImages, fromImages, type GeneratedImage, type SampleRange } from './pipeline/images.js';
 export { encodePng, decodePng, readPngText, type EncodePngOptions } from './image/png.js';
 export { makeGrid, type Grid, type GridOptions } from './image/grid.js';
+export type { ExportOnnxOptions, ExportOnnxResult } from './onnx/export.js';
+export { exportOnnx } from './onnx/command.js';

@@ -142,6 +142,20 @@ export interface NativeAddon {
   };
   setActivationMemoryLimit(bytes: number): void;
   setNumThreads(threads: number): void;
+  /** Dev hook (native/binding/bench_hook.cpp) for `npm run bench`: times one conv of the active kernel table. */
+  benchConv2d(options: BenchConv2dOptions): Promise<{ kernels: string; seconds: number[] }>;
+}
+
+export interface BenchConv2dOptions {
+  batch: number;
+  height: number;
+  width: number;
+  inChannels: number;
+  outChannels: number;
+  kernel: 1 | 3;
+  stride: 1 | 2;
+  iterations: number;
+  warmup: number;
 }
 
 /** The package root: lib/ (sources under test) and dist/ (the build) both sit one level below. */

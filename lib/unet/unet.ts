@@ -4,6 +4,7 @@
  */
 import { FusediffError } from '../errors.js';
 import type { NativeForwardOptions, NativeUNet, PlanDescription, PlanOp } from '../native.js';
+import { exportUNetOnnx, type ExportOnnxOptions, type ExportOnnxResult } from '../onnx/export.js';
 import { Tensor } from '../tensor.js';
 import type { UNet2DConfig } from './config.js';
 
@@ -141,6 +142,17 @@ export class UNet {
   /** The execution plan: the ops, the activation values and the weights each op reads. */
   describePlan(): PlanDescription {
     return this.native().describe();
+  }
+
+  /**
+   * Writes this model as a standard ONNX file (NCHW graph, opset 17 by default; dynamic batch,
+   * height and width): inputs `sample` [N, C, H, W] float, `timestep` [N] float and, for
+   * class-conditional models, `class_labels` ([N] int64 class ids; [N] float for
+   * class_embed_type "timestep"; [N, E] float for "identity"); output `out_sample`.
+   */
+  async exportOnnx(file: string, options: ExportOnnxOptions = {}): Promise<ExportOnnxResult> {
+    this.native(); // E_DISPOSED before any file is touched
+    return exportUNetOnnx(this, file, options);
   }
 
   /** Bytes of activation memory one forward at this input size needs. */
