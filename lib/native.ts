@@ -85,6 +85,8 @@ export interface NativeAddon {
     load(config: object, weightFiles: string[], kernels?: string): Promise<NativeUNet>;
     expectedWeights(config: object): WeightSpec[];
   };
+  /** Writes the tensors of PyTorch checkpoints (shards of one state dict) to one safetensors file. */
+  convertTorchBin(sources: string[], destination: string): Promise<{ tensors: number; bytes: number }>;
   setErrorClass(ctor: typeof FusediffError): void;
   memoryStats(): { liveBytes: number; liveBuffers: number; peakBytes: number };
   runtimeInfo(): {

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "binding/addon_data.h"
+#include "binding/checkpoint.h"
 #include "binding/errors.h"
 #include "binding/runtime.h"
 #include "binding/tensor_wrap.h"
@@ -20,6 +21,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeUNet", unet);
   exports.Set("setErrorClass", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { set_error_class(info); }));
   register_runtime(env, exports);
+  register_checkpoint(env, exports);
   return exports;
 }
 

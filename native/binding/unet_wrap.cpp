@@ -6,7 +6,6 @@
 #include "binding/errors.h"
 #include "binding/plan_describe.h"
 #include "binding/tensor_wrap.h"
-#include "io/safetensors.h"
 #include "kernels/kernels.h"
 
 namespace fusediff::binding {
@@ -53,9 +52,9 @@ Napi::Value UNetWrap::load(const Napi::CallbackInfo& info) {
     return Task::run(
         env,
         [config, paths, table, result] {
-          std::vector<std::shared_ptr<io::SafetensorsFile>> files;
-          for (const auto& p : paths) files.push_back(io::SafetensorsFile::open(p));
-          unet::SafetensorsWeights weights(std::move(files));
+          std::vector<std::shared_ptr<unet::WeightFile>> files;
+          for (const auto& p : paths) files.push_back(unet::open_weight_file(p));
+          unet::FileWeights weights(std::move(files));
           *result = std::make_shared<unet::Executor>(unet::build_plan(config, weights, *table));
         },
         [result](Napi::Env env) -> Napi::Value {

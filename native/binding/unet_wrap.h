@@ -15,6 +15,7 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
 
  private:
   // load(config, weightFiles: string[], kernels?: string): Promise<NativeUNet>
+  //   (.bin files are PyTorch checkpoints, read without executing them; others safetensors)
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
   static Napi::Value expected_weights(const Napi::CallbackInfo& info);
