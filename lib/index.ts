@@ -4,5 +4,7 @@ export { UNet, opFlops, type ForwardOptions, type UNetInfo, type ForwardProfile,
 export { loadUNet, expectedWeights, type LoadUNetOptions } from './unet/load.js';
 export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockType, type UpBlockType } from './unet/config.js';
 export { parsePythonJson } from './json.js';
+export { locateModel, findSchedulerConfig, type ModelLayout } from './checkpoint/layout.js';
+export { convertCheckpoint, type ConvertCheckpointOptions, type ConvertCheckpointResult } from './checkpoint/convert.js';
 export { memoryStats, runtimeInfo, setActivationMemoryLimit } from './runtime.js';
 export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';
