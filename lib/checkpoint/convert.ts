@@ -33,7 +33,7 @@ export interface ConvertCheckpointResult {
 /** Converts the PyTorch weights of a model, pipeline or unet/ folder to safetensors. */
 export async function convertCheckpoint(dir: string, options: ConvertCheckpointOptions = {}): Promise<ConvertCheckpointResult> {
   const layout = await locateModel(dir);
-  const weights = await findWeightFiles(layout, { variant: options.variant, format: 'bin' });
+  const sources = await findWeightFiles(layout, { variant: options.variant, format: 'bin' });
   const output = path.join(layout.unet, weightsFileName('safetensors', options.variant));
   if (!options.overwrite && (await isFile(output)))
     throw new FusediffError('E_ARGUMENT', `${output} exists already; pass { overwrite: true } to replace it`);
@@ -41,9 +41,9 @@ export async function convertCheckpoint(dir: string, options: ConvertCheckpointO
   // conversion never leaves a partial file under the name the loader reads.
   const partial = `${output}.partial-${process.pid}`;
   try {
-    const { tensors, bytes } = await native().convertTorchBin(weights.files, partial);
+    const { tensors, bytes } = await native().convertTorchBin(sources, partial);
     await fs.rename(partial, output);
-    return { sources: weights.files, output, tensors, bytes };
+    return { sources, output, tensors, bytes };
   } catch (e) {
     await fs.rm(partial, { force: true });
     if (e instanceof FusediffError) throw e;

@@ -16,14 +16,6 @@ import { assertInside, isFile, joinInside } from './paths.js';
 
 export type WeightFormat = 'safetensors' | 'bin';
 
-export interface WeightFiles {
-  format: WeightFormat;
-  /** The files to read: one, or a sharded checkpoint's shards. */
-  files: string[];
-  /** The index.json of a sharded checkpoint, else null. */
-  index: string | null;
-}
-
 export interface FindWeightsOptions {
   variant?: string;
   /** Only this format (default: either, safetensors first). */
@@ -76,8 +68,11 @@ async function variantsIn(folder: string): Promise<string[]> {
   return [...found].sort();
 }
 
-/** The weight files of the UNet in `layout`; E_IO naming what was looked for when there are none. */
-export async function findWeightFiles(layout: ModelLayout, options: FindWeightsOptions = {}): Promise<WeightFiles> {
+/**
+ * The files holding the weights of the UNet in `layout`: one, or a sharded checkpoint's
+ * shards. E_IO naming what was looked for when there are none.
+ */
+export async function findWeightFiles(layout: ModelLayout, options: FindWeightsOptions = {}): Promise<string[]> {
   const variant = checkVariant(options.variant);
   const v = variant ? `.${variant}` : '';
   const formats: WeightFormat[] = options.format ? [options.format] : ['safetensors', 'bin'];
@@ -87,13 +82,13 @@ export async function findWeightFiles(layout: ModelLayout, options: FindWeightsO
     tried.push(path.basename(single));
     if (await isFile(single)) {
       await assertInside(layout.root, single);
-      return { format, files: [single], index: null };
+      return [single];
     }
     const index = path.join(layout.unet, `${BASE}.${format}.index${v}.json`);
     tried.push(path.basename(index));
     if (await isFile(index)) {
       await assertInside(layout.root, index);
-      return { format, files: await shards(layout.root, index, format), index };
+      return shards(layout.root, index, format);
     }
   }
   const others = (await variantsIn(layout.unet)).filter((name) => name !== (variant ?? ''));

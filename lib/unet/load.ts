@@ -16,6 +16,7 @@ import { native, type WeightSpec } from '../native.js';
 import { parseUNet2DConfig, type UNet2DConfig } from './config.js';
 import { UNet } from './unet.js';
 
+// loadPipeline reads its JSON files with this too.
 export { readJsonFile };
 
 export interface LoadUNetOptions {
@@ -42,8 +43,8 @@ export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Prom
   const configPath = path.join(layout.unet, CONFIG_FILE);
   const config = parseUNet2DConfig(await readJsonFile(configPath), configPath);
   const weights = await findWeightFiles(layout, { variant: options.variant });
-  const handle = await native().NativeUNet.load(config, weights.files, options.kernels);
-  return new UNet(config, handle, weights.files);
+  const handle = await native().NativeUNet.load(config, weights, options.kernels);
+  return new UNet(config, handle, weights);
 }
 
 /** The weight names and shapes a config needs (diffusers names, PyTorch shapes). */

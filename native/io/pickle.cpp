@@ -208,7 +208,7 @@ class Machine {
   }
   void count_items(size_t n) {
     items_ += n;
-    if (items_ > limits_.max_objects * 2) too_much("the number of container items", limits_.max_objects * 2);
+    if (items_ > limits_.max_items) too_much("the number of container items", limits_.max_items);
   }
   Value make_string(std::string text) {
     if (!is_utf8(text)) bad("a string is not valid UTF-8: " + quote_for_message(text));

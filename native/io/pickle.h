@@ -50,6 +50,7 @@ struct PickleLimits {
   size_t max_marks = size_t{1} << 12;      // open MARKs: torch.save nests three deep
   size_t max_memo = size_t{1} << 20;       // memo slots (and the largest memo index)
   size_t max_objects = size_t{1} << 21;    // strings, tuples, lists, dicts and tensors built in all
+  size_t max_items = size_t{1} << 22;      // values held by all tuples, lists and dicts together
   size_t max_string_bytes = size_t{1} << 16;
   int max_rank = 8;
 };

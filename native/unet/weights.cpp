@@ -17,9 +17,14 @@ class SafetensorsWeightFile : public WeightFile {
     const io::TensorInfo* info = file_->find(name);
     return info ? &info->shape : nullptr;
   }
-  std::vector<float> read_float32(const std::string& name) const override { return file_->to_float32(*file_->find(name)); }
+  std::vector<float> read_float32(const std::string& name) const override { return file_->to_float32(*found(name)); }
 
  private:
+  const io::TensorInfo* found(const std::string& name) const {
+    const io::TensorInfo* info = file_->find(name);
+    if (!info) fail(ErrorCode::Argument, "weight '" + name + "' is not in " + file_->path());
+    return info;
+  }
   std::shared_ptr<io::SafetensorsFile> file_;
 };
 
@@ -31,9 +36,14 @@ class TorchBinWeightFile : public WeightFile {
     const io::TorchTensor* tensor = file_->find(name);
     return tensor ? &tensor->shape : nullptr;
   }
-  std::vector<float> read_float32(const std::string& name) const override { return file_->to_float32(*file_->find(name)); }
+  std::vector<float> read_float32(const std::string& name) const override { return file_->to_float32(*found(name)); }
 
  private:
+  const io::TorchTensor* found(const std::string& name) const {
+    const io::TorchTensor* tensor = file_->find(name);
+    if (!tensor) fail(ErrorCode::Argument, "weight '" + name + "' is not in " + file_->path());
+    return tensor;
+  }
   std::shared_ptr<io::TorchBinFile> file_;
 };
 
@@ -63,12 +73,11 @@ std::vector<float> FileWeights::get(const std::string& name, const std::vector<i
       return file->read_float32(candidate);
     }
   }
-  std::string also;
-  for (size_t i = 1; i < names.size(); ++i) also += (i == 1 ? " (nor its legacy name '" : ", '") + names[i] + "'";
-  if (!also.empty()) also += ")";
-  fail(ErrorCode::Format, "weight '" + name + "' (shape " + shape_to_string(shape) + ")" + also +
-                              " is missing from the model's weight file" + (files_.size() > 1 ? "s" : "") +
-                              "; does config.json match the weights?");
+  std::string legacy;
+  for (size_t i = 1; i < names.size(); ++i) legacy += (i == 1 ? " (nor under its legacy name '" : ", '") + names[i] + "'";
+  if (!legacy.empty()) legacy += ")";
+  fail(ErrorCode::Format, "weight '" + name + "' (shape " + shape_to_string(shape) + ") is missing from the model's weight file" +
+                              (files_.size() > 1 ? "s" : "") + legacy + "; does config.json match the weights?");
 }
 
 std::vector<float> WeightRecorder::get(const std::string& name, const std::vector<int64_t>& shape) {
