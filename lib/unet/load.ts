@@ -12,7 +12,7 @@ import { CONFIG_FILE, locateModel } from '../checkpoint/layout.js';
 import { findWeightFiles } from '../checkpoint/weights.js';
 import { FusediffError } from '../errors.js';
 import { readJsonFile } from '../json.js';
-import { native, type WeightSpec } from '../native.js';
+import { native, type PlanDescription, type WeightSpec } from '../native.js';
 import { parseUNet2DConfig, type UNet2DConfig } from './config.js';
 import { UNet } from './unet.js';
 
@@ -50,4 +50,12 @@ export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Prom
 /** The weight names and shapes a config needs (diffusers names, PyTorch shapes). */
 export function expectedWeights(config: UNet2DConfig): WeightSpec[] {
   return native().NativeUNet.expectedWeights(config);
+}
+
+/**
+ * The plan a config gives, without weights: with opFlops(), what a checkpoint costs per
+ * image before its weights are downloaded.
+ */
+export function expectedPlan(config: UNet2DConfig): PlanDescription {
+  return native().NativeUNet.expectedPlan(config);
 }

@@ -24,6 +24,7 @@ Napi::Function UNetWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeUNet",
                      {StaticMethod<&UNetWrap::load>("load"),
                       StaticMethod<&UNetWrap::expected_weights>("expectedWeights"),
+                      StaticMethod<&UNetWrap::expected_plan>("expectedPlan"),
                       InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
                       InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
                       InstanceMethod<&UNetWrap::describe>("describe"),
@@ -83,6 +84,16 @@ Napi::Value UNetWrap::expected_weights(const Napi::CallbackInfo& info) {
       out.Set(static_cast<uint32_t>(i), item);
     }
     return out;
+  });
+}
+
+Napi::Value UNetWrap::expected_plan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsObject()) throw make_error(env, "E_ARGUMENT", "expectedPlan expects a config object");
+    unet::UNetConfig config = to_unet_config(env, info[0].As<Napi::Object>());
+    unet::WeightRecorder recorder;
+    return describe_plan(env, unet::build_plan(config, recorder, kernels::reference_kernels(), /*dry_run=*/true));
   });
 }
 

@@ -19,6 +19,9 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
   static Napi::Value expected_weights(const Napi::CallbackInfo& info);
+  // expectedPlan(config): the plan a config gives (see plan_describe.h), no file read: what a
+  // checkpoint costs before its weights are downloaded.
+  static Napi::Value expected_plan(const Napi::CallbackInfo& info);
   // forward(sample, timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
   //         classVectors?: Float32Array, profile?: boolean): Promise<NativeTensor>
   //   (with profile: Promise<{ output: NativeTensor, opSeconds: Float64Array }>)
