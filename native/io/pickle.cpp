@@ -494,7 +494,9 @@ class Machine {
   Value call(const Value& callable, const Value& args) {
     if (callable.kind != Kind::Global) unsafe(std::string("REDUCE calls ") + kind_name(callable.kind) + ", not an allowed global");
     if (args.kind != Kind::Tuple) bad(std::string("REDUCE arguments are ") + kind_name(args.kind) + ", not a tuple");
-    const std::vector<Value> a = items(args);
+    // A reference, not a copy (a memoised huge tuple must not be copied at every REDUCE):
+    // nothing below adds a container before its last use.
+    const std::vector<Value>& a = items(args);
     switch (callable.global) {
       case Global::OrderedDict:
         if (!a.empty()) unsafe("collections.OrderedDict is called with arguments (torch.save calls it with none)");
