@@ -13,6 +13,7 @@ export type FusediffErrorCode =
   | 'E_ARGUMENT' // a bad argument to an API call
   | 'E_DISPOSED' // use of an object after dispose()
   | 'E_BACKEND_UNAVAILABLE' // a device or kernel path that is not available here
+  | 'E_ABORTED' // the operation was cancelled through its AbortSignal
   | 'E_UNSAFE' // a file that asks for code to run (a pickle global) or for a path outside the model folder
   | 'E_INTERNAL'; // a bug in fusediff: please report it
 

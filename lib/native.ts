@@ -52,25 +52,22 @@ export interface PlanDescription {
   ops: PlanOp[];
 }
 
+export interface NativeForwardOptions {
+  timesteps: Float64Array;
+  classIds?: Float64Array | null;
+  classValues?: Float64Array | null;
+  classVectors?: Float32Array | null;
+  tileable?: boolean;
+  profile?: boolean;
+}
+
 export interface NativeUNet {
   describe(): PlanDescription;
-  forward(
-    sample: NativeTensor,
-    timesteps: Float64Array,
-    classIds: Float64Array | null,
-    classValues: Float64Array | null,
-    classVectors: Float32Array | null,
-  ): Promise<NativeTensor>;
-  forward(
-    sample: NativeTensor,
-    timesteps: Float64Array,
-    classIds: Float64Array | null,
-    classValues: Float64Array | null,
-    classVectors: Float32Array | null,
-    profile: true,
-  ): Promise<{ output: NativeTensor; opSeconds: Float64Array }>;
+  forward(sample: NativeTensor, options: NativeForwardOptions & { profile: true }): Promise<{ output: NativeTensor; opSeconds: Float64Array }>;
+  forward(sample: NativeTensor, options: NativeForwardOptions): Promise<NativeTensor>;
   info(): NativeUNetInfo;
   arenaBytes(batch: number, height: number, width: number): number;
+  releaseCachedMemory(): void;
   dispose(): void;
 }
 
@@ -79,7 +76,57 @@ export interface WeightSpec {
   shape: number[];
 }
 
+/** Options of the fused affine step kernel (native/kernels/step.h); coefficients are per image. */
+export interface NativeAffineOptions {
+  shape?: number[];
+  ax?: Float64Array;
+  am?: Float64Array;
+  az?: Float64Array;
+  bx?: Float64Array;
+  bm?: Float64Array;
+  b0?: Float64Array;
+  bz?: Float64Array;
+  by?: Float64Array;
+  e0?: Float64Array;
+  e1?: Float64Array;
+  clamp?: [number, number];
+  threshold?: [number, number];
+  noiseScale?: 'constant' | 'sqrtv' | 'expv';
+  guidance?: number;
+  seeds?: Float64Array;
+  stream?: number;
+  wantX0?: boolean;
+}
+
+export interface NativeLangevinOptions {
+  scoreScale: Float64Array;
+  alpha?: Float64Array;
+  snr: number;
+  batchMean: boolean;
+  guidance?: number;
+  seeds?: Float64Array;
+  stream?: number;
+  wantMean?: boolean;
+}
+
 export interface NativeAddon {
+  stepAffine(
+    x: NativeTensor | null,
+    m: NativeTensor | null,
+    z: NativeTensor | null,
+    y: NativeTensor | null,
+    options: NativeAffineOptions,
+  ): Promise<[NativeTensor, NativeTensor | null]>;
+  stepLangevin(
+    x: NativeTensor,
+    m: NativeTensor,
+    z: NativeTensor | null,
+    options: NativeLangevinOptions,
+  ): Promise<[NativeTensor, NativeTensor | null, Float64Array]>;
+  randn(shape: number[], seeds: Float64Array, stream: number): Promise<NativeTensor>;
+  concatBatch(tensors: NativeTensor[]): Promise<NativeTensor>;
+  toImages(x: NativeTensor, source: number[], scale: number, offset: number): Promise<Uint8Array>;
+
   NativeTensor: new (data?: Float32Array, shape?: number[]) => NativeTensor;
   NativeUNet: {
     load(config: object, weightFiles: string[], kernels?: string): Promise<NativeUNet>;
@@ -97,6 +144,7 @@ export interface NativeAddon {
     activationMemoryLimit: number;
   };
   setActivationMemoryLimit(bytes: number): void;
+  setNumThreads(threads: number): void;
 }
 
 /** The package root: lib/ (sources under test) and dist/ (the build) both sit one level below. */

@@ -20,3 +20,13 @@ export function setActivationMemoryLimit(bytes: number): void {
   if (!Number.isFinite(bytes) || bytes < 0) throw new FusediffError('E_ARGUMENT', 'the memory limit must be a number of bytes >= 0');
   native().setActivationMemoryLimit(bytes);
 }
+
+/**
+ * Sets the engine's thread count (0: the default, FUSEDIFF_NUM_THREADS or the physical
+ * cores available to the process). Safe at any time: running forwards finish on the old pool.
+ */
+export function setNumThreads(threads: number): void {
+  if (!Number.isInteger(threads) || threads < 0 || threads > 1024)
+    throw new FusediffError('E_ARGUMENT', 'the thread count must be an integer in [0, 1024] (0: the default)');
+  native().setNumThreads(threads);
+}

@@ -1,4 +1,4 @@
-// Runs the diffusers fixture suite once per CPU kernel path this machine can execute
+// Runs the diffusers fixture suites (UNet forwards and end-to-end sampling) once per CPU kernel path this machine can execute
 // (FUSEDIFF_CPU=reference|generic|avx2|avx512), so every path is checked against diffusers,
 // not only the one the CPU would pick.
 import { spawnSync } from 'node:child_process';
@@ -12,7 +12,7 @@ if (cpuFeatures.avx2) paths.push('avx2');
 if (cpuFeatures.avx512) paths.push('avx512');
 for (const name of paths) {
   console.log(`\n== kernel path ${name}`);
-  const r = spawnSync('npx', ['vitest', 'run', 'test/unet-fixtures.test.ts'], {
+  const r = spawnSync('npx', ['vitest', 'run', 'test/unet-fixtures.test.ts', 'test/e2e-fixtures.test.ts'], {
     stdio: 'inherit',
     env: { ...process.env, FUSEDIFF_CPU: name },
   });

@@ -1,18 +1,7 @@
 /** Native tensors: round trips, shapes, deterministic release and GC as a fallback. */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { FusediffError, memoryStats, Tensor } from '../lib/index.js';
-
-v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
-
-async function collect(): Promise<void> {
-  for (let i = 0; i < 10; i++) {
-    gc();
-    await new Promise((r) => setImmediate(r));
-  }
-}
+import { collect } from './helpers/gc.js';
 
 describe('Tensor', () => {
   it('round-trips float32 data and reports its shape', async () => {

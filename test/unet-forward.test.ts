@@ -1,7 +1,7 @@
 /** Forward-pass behaviour beyond the golden numbers: batching, timesteps forms, concurrency. */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadUNet, memoryStats, Tensor, type UNet } from '../lib/index.js';
+import { loadUNet, memoryStats, runtimeInfo, setNumThreads, Tensor, type UNet } from '../lib/index.js';
 import { rng } from './helpers/random-model.js';
 
 const CM = path.join(__dirname, 'fixtures/diffusers/models/unet_cm_mirror');
@@ -29,6 +29,26 @@ describe('forward', () => {
       const y = await (await unet.forward(one, t[i], { classLabels: [labels[i]] })).toFloat32Array();
       expect(Buffer.compare(Buffer.from(y.buffer), Buffer.from(batched.buffer, i * per * 4, per * 4))).toBe(0);
     }
+  });
+
+  it('the result does not depend on the thread count, which can change while forwards run', async () => {
+    const x = Tensor.fromFloat32(randomImages(4, 9), [4, 3, 16, 16]);
+    const labels = [1, 2, 3, 4];
+    const results: Float32Array[] = [];
+    try {
+      for (const threads of [1, 2, 3]) {
+        setNumThreads(threads);
+        expect(runtimeInfo().threads).toBe(threads);
+        results.push(await (await unet.forward(x, 321, { classLabels: labels })).toFloat32Array());
+      }
+      // Switching pools under running forwards is safe.
+      const running = Array.from({ length: 6 }, () => unet.forward(x, 321, { classLabels: labels }));
+      setNumThreads(2);
+      for (const r of await Promise.all(running)) results.push(await r.toFloat32Array());
+    } finally {
+      setNumThreads(0);
+    }
+    for (const r of results.slice(1)) expect(Buffer.compare(Buffer.from(r.buffer), Buffer.from(results[0].buffer))).toBe(0);
   });
 
   it('a scalar timestep equals the same value repeated per item', async () => {

@@ -3,7 +3,7 @@
  * model can serve many concurrent forwards (each takes its own activation arena).
  */
 import { FusediffError } from '../errors.js';
-import type { NativeTensor, NativeUNet, PlanDescription, PlanOp } from '../native.js';
+import type { NativeForwardOptions, NativeUNet, PlanDescription, PlanOp } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { UNet2DConfig } from './config.js';
 
@@ -14,6 +14,11 @@ export interface ForwardOptions {
    * `"identity"`, a Float32Array of batch x time-embedding-dim values added to the embedding.
    */
   classLabels?: readonly number[] | Int32Array | Float64Array | Float32Array;
+  /**
+   * Pad every convolution circularly instead of with zeros (diffusers' padding_mode
+   * "circular"), so that the output tiles seamlessly: floors, walls, terrain textures.
+   */
+  tileable?: boolean;
 }
 
 export interface UNetInfo {
@@ -81,7 +86,7 @@ export class UNet {
    */
   async forward(sample: Tensor, timestep: number | readonly number[] | Float64Array, options: ForwardOptions = {}): Promise<Tensor> {
     const args = this.arguments(sample, timestep, options);
-    return new Tensor(await this.native().forward(...args));
+    return new Tensor(await this.native().forward(sample.handle, args));
   }
 
   /**
@@ -90,7 +95,7 @@ export class UNet {
    */
   async profile(sample: Tensor, timestep: number | readonly number[] | Float64Array, options: ForwardOptions = {}): Promise<ForwardProfile> {
     const args = this.arguments(sample, timestep, options);
-    const r = await this.native().forward(...args, true);
+    const r = await this.native().forward(sample.handle, { ...args, profile: true });
     const plan = this.native().describe();
     const [batch, , height, width] = sample.shape;
     const flops = opFlops(plan, batch, height, width);
@@ -105,13 +110,14 @@ export class UNet {
     sample: Tensor,
     timestep: number | readonly number[] | Float64Array,
     options: ForwardOptions,
-  ): [NativeTensor, Float64Array, Float64Array | null, Float64Array | null, Float32Array | null] {
+  ): NativeForwardOptions {
     this.native();
     if (!(sample instanceof Tensor)) throw new FusediffError('E_ARGUMENT', 'sample must be a fusediff Tensor');
     const shape = sample.shape;
     if (shape.length !== 4)
       throw new FusediffError('E_SHAPE', `sample must be [batch, channels, height, width], got [${shape.join(', ')}]`);
-    return [sample.handle, toTimesteps(timestep, shape[0]), ...this.conditioning(shape[0], options)];
+    const [classIds, classValues, classVectors] = this.conditioning(shape[0], options);
+    return { timesteps: toTimesteps(timestep, shape[0]), classIds, classValues, classVectors, tileable: options.tileable === true };
   }
 
   private conditioning(batch: number, options: ForwardOptions): [Float64Array | null, Float64Array | null, Float32Array | null] {
@@ -140,6 +146,14 @@ export class UNet {
   /** Bytes of activation memory one forward at this input size needs. */
   activationBytes(batch: number, height: number, width: number): number {
     return this.native().arenaBytes(batch, height, width);
+  }
+
+  /**
+   * Frees the activation memory kept for reuse: one arena per input shape and concurrent
+   * forward. The next forward of a shape allocates again.
+   */
+  releaseCachedMemory(): void {
+    this.native().releaseCachedMemory();
   }
 
   /** Releases the weights and cached activation memory; forwards already running finish first. */

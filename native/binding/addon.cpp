@@ -5,6 +5,7 @@
 #include "binding/checkpoint.h"
 #include "binding/errors.h"
 #include "binding/runtime.h"
+#include "binding/step_wrap.h"
 #include "binding/tensor_wrap.h"
 #include "binding/unet_wrap.h"
 
@@ -22,6 +23,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { set_error_class(info); }));
   register_runtime(env, exports);
   register_checkpoint(env, exports);
+  register_step(env, exports);
   return exports;
 }
 

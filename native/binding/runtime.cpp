@@ -25,7 +25,7 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
     const CpuFeatures& f = cpu_features();
     Napi::Object out = Napi::Object::New(env);
     out.Set("kernels", kernels::select_kernels().name);
-    out.Set("threads", ThreadPool::global().num_threads());
+    out.Set("threads", ThreadPool::global()->num_threads());
     Napi::Object feats = Napi::Object::New(env);
     feats.Set("avx2", f.avx2);
     feats.Set("avx512", f.avx512);
@@ -43,12 +43,21 @@ Napi::Value set_memory_limit(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  const double n = info[0].ToNumber().DoubleValue();
+  if (!(n >= 0 && n <= 1024 && n == static_cast<int>(n)))
+    throw make_error(info.Env(), "E_ARGUMENT", "the thread count must be an integer in [0, 1024] (0: the default)");
+  ThreadPool::set_global_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryStats", Napi::Function::New(env, memory_stats));
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info));
   exports.Set("setActivationMemoryLimit", Napi::Function::New(env, set_memory_limit));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
 }
 
 }  // namespace fusediff::binding

@@ -28,6 +28,7 @@ Napi::Function UNetWrap::define(Napi::Env env) {
                       InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
                       InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
                       InstanceMethod<&UNetWrap::describe>("describe"),
+                      InstanceMethod<&UNetWrap::release_cached_memory>("releaseCachedMemory"),
                       InstanceMethod<&UNetWrap::dispose>("dispose")});
 }
 
@@ -102,17 +103,20 @@ Napi::Value UNetWrap::forward(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     auto exec = executor(env);
     TensorPtr sample = TensorWrap::unwrap(env, info[0], "sample");
+    if (!info[1].IsObject()) throw make_error(env, "E_ARGUMENT", "forward expects an options object");
+    Napi::Object o = info[1].As<Napi::Object>();
     auto input = std::make_shared<unet::ForwardInput>();
-    input->timesteps = optional_array<double, Napi::Float64Array>(env, info[1], "timesteps");
-    std::vector<double> ids = optional_array<double, Napi::Float64Array>(env, info[2], "class ids");
+    input->timesteps = optional_array<double, Napi::Float64Array>(env, o.Get("timesteps"), "timesteps");
+    std::vector<double> ids = optional_array<double, Napi::Float64Array>(env, o.Get("classIds"), "class ids");
     for (double id : ids) {
       if (id != static_cast<double>(static_cast<int64_t>(id)))
         throw make_error(env, "E_ARGUMENT", "class labels must be integers, got " + std::to_string(id));
       input->class_ids.push_back(static_cast<int64_t>(id));
     }
-    input->class_values = optional_array<double, Napi::Float64Array>(env, info[3], "class values");
-    input->class_vectors = optional_array<float, Napi::Float32Array>(env, info[4], "class vectors");
-    const bool profile = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+    input->class_values = optional_array<double, Napi::Float64Array>(env, o.Get("classValues"), "class values");
+    input->class_vectors = optional_array<float, Napi::Float32Array>(env, o.Get("classVectors"), "class vectors");
+    input->circular_padding = o.Get("tileable").ToBoolean().Value();
+    const bool profile = o.Get("profile").ToBoolean().Value();
     auto op_seconds = std::make_shared<std::vector<double>>();
     auto result = std::make_shared<TensorPtr>();
     return Task::run(
@@ -146,6 +150,11 @@ Napi::Value UNetWrap::info(const Napi::CallbackInfo& info) {
   out.Set("timeEmbeddingDim", plan.time_dim);
   out.Set("numOps", static_cast<double>(plan.ops.size()));
   return out;
+}
+
+Napi::Value UNetWrap::release_cached_memory(const Napi::CallbackInfo& info) {
+  executor(info.Env())->trim();
+  return info.Env().Undefined();
 }
 
 Napi::Value UNetWrap::describe(const Napi::CallbackInfo& info) {

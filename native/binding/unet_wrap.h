@@ -22,14 +22,17 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   // expectedPlan(config): the plan a config gives (see plan_describe.h), no file read: what a
   // checkpoint costs before its weights are downloaded.
   static Napi::Value expected_plan(const Napi::CallbackInfo& info);
-  // forward(sample, timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
-  //         classVectors?: Float32Array, profile?: boolean): Promise<NativeTensor>
-  //   (with profile: Promise<{ output: NativeTensor, opSeconds: Float64Array }>)
+  // forward(sample, { timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
+  //                   classVectors?: Float32Array, tileable?: boolean, profile?: boolean })
+  //   : Promise<NativeTensor>, or with profile Promise<{ output: NativeTensor, opSeconds: Float64Array }>
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value arena_bytes(const Napi::CallbackInfo& info);
   // describe(): the plan as a plain object (see plan_describe.h).
   Napi::Value describe(const Napi::CallbackInfo& info);
+  // releaseCachedMemory(): frees the idle activation arenas (they are kept per input shape,
+  // one per concurrent forward, for reuse).
+  Napi::Value release_cached_memory(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
   std::shared_ptr<unet::Executor> executor(Napi::Env env);

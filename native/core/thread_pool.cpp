@@ -1,16 +1,60 @@
 #include "core/thread_pool.h"
 
+#include <sched.h>
+
+#include <chrono>
 #include <cstdlib>
-#include <memory>
+#include <fstream>
+#include <set>
 #include <string>
+#include <utility>
 
 namespace fusediff {
 
 namespace {
+
 void chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
   *begin = n * index / parts;
   *end = n * (index + 1) / parts;
 }
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spins until done() or kSpinMicroseconds have passed; returns done().
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(ThreadPool::kSpinMicroseconds);
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() > deadline) return done();
+  }
+}
+
+// Physical cores among the CPUs this process may run on (SMT siblings count once).
+int physical_cores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) != 0) return static_cast<int>(std::thread::hardware_concurrency());
+  std::set<std::pair<std::string, std::string>> cores;
+  int allowed = 0;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    ++allowed;
+    const std::string dir = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::ifstream package(dir + "physical_package_id"), core(dir + "core_id");
+    std::string p, c;
+    if (!(package >> p) || !(core >> c)) return allowed > 0 ? CPU_COUNT(&set) : 1;  // no topology: count CPUs
+    cores.insert({p, c});
+  }
+  return cores.empty() ? 1 : static_cast<int>(cores.size());
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int num_threads) {
@@ -28,31 +72,30 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::worker_loop(int index) {
+  // Generation 0 is the pool's state at construction; a region may start before this
+  // thread first runs, so the count must not be read here.
   uint64_t seen = 0;
   for (;;) {
-    const RangeFn* fn;
-    int64_t n;
-    {
+    if (!spin_until([&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; })) {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      fn = fn_;
-      n = n_;
+      wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
     }
+    if (stop_) return;
+    seen = generation_.load(std::memory_order_acquire);  // fn_ and n_ were written before it
     int64_t begin, end;
-    chunk(n, num_threads(), index, &begin, &end);
-    std::exception_ptr err;
+    chunk(n_, num_threads(), index, &begin, &end);
     if (begin < end) {
       try {
-        (*fn)(begin, end);
+        (*fn_)(begin, end);
       } catch (...) {
-        err = std::current_exception();
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!error_) error_ = std::current_exception();
       }
     }
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (err && !error_) error_ = err;
-    if (--pending_ == 0) done_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_.notify_one();
+    }
   }
 }
 
@@ -67,9 +110,9 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn) {
     std::lock_guard<std::mutex> lock(mutex_);
     fn_ = &fn;
     n_ = n;
-    pending_ = static_cast<int>(workers_.size());
     error_ = nullptr;
-    ++generation_;
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   int64_t begin, end;
@@ -80,8 +123,11 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn) {
   } catch (...) {
     err = std::current_exception();
   }
-  std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
+  if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    done_.wait(lock, [&] { return pending_.load() == 0; });
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
   fn_ = nullptr;
   if (!err) err = error_;
   error_ = nullptr;
@@ -93,24 +139,24 @@ int ThreadPool::default_threads() {
     int n = std::atoi(env);
     if (n >= 1 && n <= 1024) return n;
   }
-  unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  return physical_cores();
 }
 
 namespace {
 std::mutex g_pool_mutex;
-std::unique_ptr<ThreadPool> g_pool;
+std::shared_ptr<ThreadPool> g_pool;
 }  // namespace
 
-ThreadPool& ThreadPool::global() {
+std::shared_ptr<ThreadPool> ThreadPool::global() {
   std::lock_guard<std::mutex> lock(g_pool_mutex);
-  if (!g_pool) g_pool = std::make_unique<ThreadPool>(default_threads());
-  return *g_pool;
+  if (!g_pool) g_pool = std::make_shared<ThreadPool>(default_threads());
+  return g_pool;
 }
 
 void ThreadPool::set_global_threads(int num_threads) {
+  auto pool = std::make_shared<ThreadPool>(num_threads > 0 ? num_threads : default_threads());
   std::lock_guard<std::mutex> lock(g_pool_mutex);
-  g_pool = std::make_unique<ThreadPool>(num_threads > 0 ? num_threads : default_threads());
+  g_pool = std::move(pool);
 }
 
 }  // namespace fusediff

@@ -10,7 +10,10 @@ namespace fusediff::kernels {
 namespace {
 
 #define FUSEDIFF_TABLE(name, ns) \
-  KernelTable { name, ns::pack_conv, ns::conv2d, ns::attention_scratch_floats, ns::attention, ns::group_norm }
+  KernelTable {                                                                                            \
+    name, ns::pack_conv, ns::conv2d, ns::attention_scratch_floats, ns::attention, ns::group_norm_scratch_floats, \
+        ns::group_norm                                                                                       \
+  }
 const KernelTable kReference = FUSEDIFF_TABLE("reference", reference);
 const KernelTable kGeneric = FUSEDIFF_TABLE("generic", generic);
 #if defined(FUSEDIFF_HAVE_X86_KERNELS)

@@ -18,7 +18,9 @@
 namespace fusediff::kernels {
 
 // y[n, oy, ox, co] = sum_{ky,kx,ci} x[n, oy*stride - pad_top + ky, ox*stride - pad_left + kx, ci]
-//                                   * w[co, ci, ky, kx]        (zero outside the input)
+//                                   * w[co, ci, ky, kx]
+// where x is zero outside the input, or, with `circular`, wraps around (x[n, iy mod H,
+// ix mod W, ci]: padding_mode "circular", for seamlessly tiling outputs).
 struct Conv2dParams {
   int batch = 1;
   int in_h = 0, in_w = 0, in_c = 0;
@@ -26,6 +28,7 @@ struct Conv2dParams {
   int kernel = 3;  // 1 or 3
   int stride = 1;  // 1 or 2
   int pad_top = 0, pad_left = 0;
+  bool circular = false;
 };
 
 // Applied to each output value before its single store:
@@ -80,7 +83,8 @@ struct KernelTable {
   // Floats of scratch memory attention needs for p (the executor plans it in its arena).
   int64_t (*attention_scratch_floats)(const AttentionParams& p);
   void (*attention)(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool);
-  void (*group_norm)(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);
+  int64_t (*group_norm_scratch_floats)(const GroupNormParams& p);
+  void (*group_norm)(const GroupNormParams& p, const float* x, float* y, float* scratch, ThreadPool& pool);
 };
 
 // The plain implementations (reference/).

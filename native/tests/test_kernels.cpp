@@ -36,6 +36,7 @@ struct ConvCase {
   int batch, h, w, in_c, out_c, kernel, stride, pad;
   bool bias, batch_bias, residual;
   float scale;
+  bool circular = false;
 };
 
 std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadPool& pool, const std::vector<float>& x,
@@ -51,6 +52,7 @@ std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadP
   p.kernel = c.kernel;
   p.stride = c.stride;
   p.pad_top = p.pad_left = c.pad;
+  p.circular = c.circular;
   *params_out = p;
   PackedConv packed;
   table.pack_conv(w.data(), c.out_c, c.in_c, c.kernel, &packed);
@@ -77,6 +79,9 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
       {3, 6, 17, 48, 64, 1, 1, 0, true, false, true, 0.7f},   // 1x1 with residual
       {1, 1, 9, 64, 96, 1, 1, 0, true, false, false, 1.0f},   // a linear layer over 9 rows
       {1, 32, 32, 64, 48, 3, 1, 1, true, true, true, 1.0f},
+      {2, 9, 12, 20, 36, 3, 1, 1, true, true, false, 1.0f, true},  // circular padding
+      {1, 16, 8, 16, 16, 3, 2, 1, true, false, false, 1.0f, true},  // circular, stride 2
+      {1, 1, 3, 8, 16, 3, 1, 1, true, false, false, 1.0f, true},    // wraps onto itself
   };
   ThreadPool one(1), two(2);
   uint32_t seed = 1;
@@ -154,11 +159,12 @@ TEST_CASE("group_norm: every fast table matches the reference, thread-count inde
     auto x = random_vector(static_cast<size_t>(c.batch) * c.pixels * c.channels, seed++, 2.0f);
     for (float& v : x) v += 30.0f;  // an offset mean must not cost precision
     std::vector<float> expected(x.size());
-    reference_kernels().group_norm(p, x.data(), expected.data(), one);
+    reference_kernels().group_norm(p, x.data(), expected.data(), nullptr, one);
     for (const KernelTable* table : fast_tables()) {
       std::vector<float> y1(x.size()), y2(x.size());
-      table->group_norm(p, x.data(), y1.data(), one);
-      table->group_norm(p, x.data(), y2.data(), two);
+      std::vector<float> scratch(static_cast<size_t>(table->group_norm_scratch_floats(p)));
+      table->group_norm(p, x.data(), y1.data(), scratch.data(), one);
+      table->group_norm(p, x.data(), y2.data(), scratch.data(), two);
       double err = 0;
       for (size_t i = 0; i < y1.size(); ++i) err = std::fmax(err, std::fabs(y1[i] - expected[i]));
       CHECK(err <= 5e-6);
@@ -177,7 +183,7 @@ TEST_CASE("group_norm: normalises each (image, group) to mean 0, variance 1") {
   for (float& v : x) v += 100.0f;  // a large mean must not hurt the variance
   std::vector<float> y(x.size());
   ThreadPool two(2);
-  reference_kernels().group_norm(p, x.data(), y.data(), two);
+  reference_kernels().group_norm(p, x.data(), y.data(), nullptr, two);
   for (int n = 0; n < p.batch; ++n)
     for (int g = 0; g < p.groups; ++g) {
       double s = 0, s2 = 0;
@@ -200,4 +206,31 @@ TEST_CASE("resampling: nearest x2 then 2x2 average pooling is the identity") {
   upsample_nearest2x(x.data(), b, h, w, c, up.data(), two);
   avg_pool2x2(up.data(), b, 2 * h, 2 * w, c, down.data(), two);
   CHECK(down == x);
+}
+
+TEST_CASE("conv2d: circular padding equals a zero-padded conv of the wrapped-around input") {
+  // Build the input extended by one wrapped pixel on every side, convolve it without padding,
+  // and compare with the circular conv of the original.
+  const int h = 6, w = 7, ci = 5, co = 16;
+  const auto x = random_vector(static_cast<size_t>(h) * w * ci, 77);
+  const auto wt = random_vector(static_cast<size_t>(co) * ci * 9, 78, 0.3f);
+  std::vector<float> big(static_cast<size_t>(h + 2) * (w + 2) * ci);
+  for (int y = 0; y < h + 2; ++y)
+    for (int xx = 0; xx < w + 2; ++xx)
+      for (int c = 0; c < ci; ++c)
+        big[(static_cast<size_t>(y) * (w + 2) + xx) * ci + c] = x[(static_cast<size_t>((y + h - 1) % h) * w + (xx + w - 1) % w) * ci + c];
+  ThreadPool one(1);
+  for (const KernelTable* table : {&reference_kernels(), &kernels_by_name("generic")}) {
+    PackedConv packed;
+    table->pack_conv(wt.data(), co, ci, 3, &packed);
+    Conv2dParams p;
+    p.in_h = h, p.in_w = w, p.in_c = ci, p.out_h = h, p.out_w = w, p.out_c = co, p.pad_top = p.pad_left = 1;
+    p.circular = true;
+    std::vector<float> a(static_cast<size_t>(h) * w * co), b(a.size());
+    table->conv2d(p, x.data(), packed, ConvEpilogue{}, a.data(), one);
+    Conv2dParams q = p;
+    q.in_h = h + 2, q.in_w = w + 2, q.pad_top = q.pad_left = 0, q.circular = false;
+    table->conv2d(q, big.data(), packed, ConvEpilogue{}, b.data(), one);
+    for (size_t i = 0; i < a.size(); ++i) CHECK_NEAR(a[i], b[i], 1e-5f);
+  }
 }

@@ -61,7 +61,7 @@ struct Executor::Layout {
   int64_t activation_floats = 0;
   // Time-embedding scratch, after the activations.
   int64_t proj = 0, hidden = 0, temb = 0, temb_silu = 0, temb_proj = 0, class_hidden = 0, class_out = 0;
-  int64_t attention_scratch = 0;  // shared by the attention ops (one runs at a time)
+  int64_t kernel_scratch = 0;  // shared by the ops whose kernels need scratch (one op runs at a time)
   int64_t total_floats = 0;
 };
 
@@ -71,6 +71,31 @@ struct Executor::Arena {
   float* at(int64_t offset) { return memory.f32() + offset; }
   float* value(int v) { return at(layout.offset[v]); }
 };
+
+kernels::AttentionParams Executor::attention_params(const AttentionOp& op, int batch, int height, int width) const {
+  const Value& v = plan_.values[op.out];
+  kernels::AttentionParams p;
+  p.batch = batch;
+  p.tokens = (height >> v.scale) * (width >> v.scale);
+  p.channels = v.channels;
+  p.heads = op.heads;
+  return p;
+}
+
+// Everything but the per-forward scale-shift pointer.
+kernels::GroupNormParams Executor::norm_params(const NormOp& op, int batch, int height, int width) const {
+  const Value& v = plan_.values[op.in];
+  kernels::GroupNormParams p;
+  p.batch = batch;
+  p.pixels = static_cast<int64_t>(height >> v.scale) * (width >> v.scale);
+  p.channels = v.channels;
+  p.groups = op.groups;
+  p.eps = op.eps;
+  p.gamma = op.gamma.data();
+  p.beta = op.beta.data();
+  p.silu = op.silu;
+  return p;
+}
 
 Executor::Executor(Plan plan) : plan_(std::move(plan)) {}
 Executor::~Executor() = default;
@@ -132,18 +157,14 @@ Executor::Layout Executor::layout(int batch, int height, int width) const {
   l.temb_proj = take(static_cast<int64_t>(batch) * plan_.temb_proj.out);
   l.class_hidden = take(static_cast<int64_t>(batch) * plan_.time_dim);
   l.class_out = take(static_cast<int64_t>(batch) * plan_.time_dim);
-  int64_t attention_floats = 0;
-  for (const Op& op : plan_.ops)
-    if (const auto* attn = std::get_if<AttentionOp>(&op)) {
-      const Value& v = plan_.values[attn->out];
-      kernels::AttentionParams p;
-      p.batch = batch;
-      p.tokens = (height >> v.scale) * (width >> v.scale);
-      p.channels = v.channels;
-      p.heads = attn->heads;
-      attention_floats = std::max(attention_floats, plan_.kernels->attention_scratch_floats(p));
-    }
-  l.attention_scratch = take(attention_floats);
+  int64_t scratch_floats = 0;
+  for (const Op& op : plan_.ops) {
+    if (const auto* attn = std::get_if<AttentionOp>(&op))
+      scratch_floats = std::max(scratch_floats, plan_.kernels->attention_scratch_floats(attention_params(*attn, batch, height, width)));
+    if (const auto* norm = std::get_if<NormOp>(&op))
+      scratch_floats = std::max(scratch_floats, plan_.kernels->group_norm_scratch_floats(norm_params(*norm, batch, height, width)));
+  }
+  l.kernel_scratch = take(scratch_floats);
   l.total_floats = cursor;
   return l;
 }
@@ -235,7 +256,7 @@ void Executor::validate(const ForwardInput& in) const {
   }
 }
 
-void Executor::run_linear(const Linear& l, int rows, const float* x, float* y) const {
+void Executor::run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const {
   kernels::Conv2dParams p;
   p.batch = 1;
   p.in_h = p.out_h = 1;
@@ -246,12 +267,12 @@ void Executor::run_linear(const Linear& l, int rows, const float* x, float* y) c
   p.pad_top = p.pad_left = 0;
   kernels::ConvEpilogue e;
   e.bias = l.bias.data();
-  plan_.kernels->conv2d(p, x, l.weight, e, y, ThreadPool::global());
+  plan_.kernels->conv2d(p, x, l.weight, e, y, pool);
 }
 
 // temb = linear_2(silu(linear_1(proj(t)))) (+ class embedding); then every ResNet's
 // time_emb_proj(silu(temb)) at once.
-void Executor::time_embedding(const ForwardInput& in, Arena& a) {
+void Executor::time_embedding(const ForwardInput& in, Arena& a, ThreadPool& pool) {
   const UNetConfig& c = plan_.config;
   const Layout& l = a.layout;
   const int n = l.batch, d = plan_.time_dim;
@@ -262,9 +283,9 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a) {
       sinusoidal_embedding(t, plan_.proj_dim, c.flip_sin_to_cos, c.freq_shift, out);
   };
   auto mlp = [&](const Linear& l1, const Linear& l2, float* out) {
-    run_linear(l1, n, a.at(l.proj), a.at(l.hidden));
+    run_linear(l1, n, a.at(l.proj), a.at(l.hidden), pool);
     kernels::silu(a.at(l.hidden), static_cast<int64_t>(n) * d, a.at(l.hidden));
-    run_linear(l2, n, a.at(l.hidden), out);
+    run_linear(l2, n, a.at(l.hidden), out, pool);
   };
   project(in.timesteps, a.at(l.proj));
   mlp(plan_.time_linear_1, plan_.time_linear_2, a.at(l.temb));
@@ -285,7 +306,7 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a) {
       break;
   }
   kernels::silu(temb, static_cast<int64_t>(n) * d, a.at(l.temb_silu));
-  run_linear(plan_.temb_proj, n, a.at(l.temb_silu), a.at(l.temb_proj));
+  run_linear(plan_.temb_proj, n, a.at(l.temb_silu), a.at(l.temb_proj), pool);
 }
 
 TensorPtr Executor::forward(const ForwardInput& in) {
@@ -293,8 +314,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
   const auto& s = in.sample->shape();
   const int batch = static_cast<int>(s[0]), height = static_cast<int>(s[2]), width = static_cast<int>(s[3]);
   const ShapeKey key{batch, height, width};
-  auto output = std::make_shared<Tensor>(std::vector<int64_t>{batch, plan_.config.out_channels, height, width});
-  std::unique_ptr<Arena> arena = acquire(key);
+  std::unique_ptr<Arena> arena = acquire(key);  // checks the memory limit before anything is allocated
   struct Return {  // hands the arena back on every exit path
     Executor* self;
     const ShapeKey& key;
@@ -302,11 +322,13 @@ TensorPtr Executor::forward(const ForwardInput& in) {
     ~Return() { self->release(key, std::move(arena)); }
   } give_back{this, key, arena};
   Arena& a = *arena;
-  ThreadPool& pool = ThreadPool::global();
+  auto output = std::make_shared<Tensor>(std::vector<int64_t>{batch, plan_.config.out_channels, height, width});
+  const std::shared_ptr<ThreadPool> pool_owner = ThreadPool::global();  // kept for the whole forward
+  ThreadPool& pool = *pool_owner;
   const kernels::KernelTable& k = *plan_.kernels;
   const int64_t proj_stride = plan_.temb_proj.out;
 
-  time_embedding(in, a);
+  time_embedding(in, a, pool);
   kernels::nchw_to_nhwc(in.sample->data(), batch, plan_.config.in_channels, height, width,
                         plan_.config.center_input_sample, a.value(plan_.input), pool);
 
@@ -328,6 +350,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       p.kernel = conv->kernel;
       p.stride = conv->stride;
       p.pad_top = p.pad_left = conv->pad;
+      p.circular = in.circular_padding && conv->pad > 0;
       kernels::ConvEpilogue e;
       e.bias = conv->bias.data();
       if (conv->temb_offset >= 0) {
@@ -338,29 +361,15 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       e.output_scale = conv->output_scale;
       k.conv2d(p, a.value(conv->in), conv->weight, e, a.value(conv->out), pool);
     } else if (const auto* norm = std::get_if<NormOp>(&op)) {
-      auto [h, w, ch] = dims(norm->in);
-      kernels::GroupNormParams p;
-      p.batch = batch;
-      p.pixels = static_cast<int64_t>(h) * w;
-      p.channels = ch;
-      p.groups = norm->groups;
-      p.eps = norm->eps;
-      p.gamma = norm->gamma.data();
-      p.beta = norm->beta.data();
-      p.silu = norm->silu;
+      kernels::GroupNormParams p = norm_params(*norm, batch, height, width);
       if (norm->scale_shift_offset >= 0) {
         p.scale_shift = a.at(a.layout.temb_proj) + norm->scale_shift_offset;
         p.scale_shift_stride = proj_stride;
       }
-      k.group_norm(p, a.value(norm->in), a.value(norm->out), pool);
+      k.group_norm(p, a.value(norm->in), a.value(norm->out), a.at(a.layout.kernel_scratch), pool);
     } else if (const auto* attn = std::get_if<AttentionOp>(&op)) {
-      auto [h, w, ch] = dims(attn->out);
-      kernels::AttentionParams p;
-      p.batch = batch;
-      p.tokens = h * w;
-      p.channels = ch;
-      p.heads = attn->heads;
-      k.attention(p, a.value(attn->in), a.value(attn->out), a.at(a.layout.attention_scratch), pool);
+      k.attention(attention_params(*attn, batch, height, width), a.value(attn->in), a.value(attn->out),
+                  a.at(a.layout.kernel_scratch), pool);
     } else if (const auto* rs = std::get_if<ResampleOp>(&op)) {
       auto [h, w, ch] = dims(rs->in);
       if (rs->kind == ResampleOp::UpsampleNearest2x)

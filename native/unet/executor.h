@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/thread_pool.h"
 #include "unet/plan.h"
 
 namespace fusediff::unet {
@@ -22,6 +23,9 @@ struct ForwardInput {
   std::vector<int64_t> class_ids;   // ClassEmbed::Embedding: one per image
   std::vector<double> class_values; // ClassEmbed::Timestep: one per image
   std::vector<float> class_vectors; // ClassEmbed::Identity: N x time_dim
+  // Convolutions pad circularly instead of with zeros: the output tiles seamlessly
+  // (diffusers' padding_mode="circular" on every padded conv).
+  bool circular_padding = false;
   // When set, receives the wall time of each op of the plan, in plan order (profiling).
   std::vector<double>* op_seconds = nullptr;
 };
@@ -52,8 +56,10 @@ class Executor {
   std::unique_ptr<Arena> acquire(const ShapeKey& key);
   void release(const ShapeKey& key, std::unique_ptr<Arena> arena);
   void validate(const ForwardInput& input) const;
-  void time_embedding(const ForwardInput& input, Arena& arena);
-  void run_linear(const Linear& l, int rows, const float* x, float* y) const;
+  kernels::AttentionParams attention_params(const AttentionOp& op, int batch, int height, int width) const;
+  kernels::GroupNormParams norm_params(const NormOp& op, int batch, int height, int width) const;
+  void time_embedding(const ForwardInput& input, Arena& arena, ThreadPool& pool);
+  void run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const;
 
   Plan plan_;
   std::mutex mutex_;

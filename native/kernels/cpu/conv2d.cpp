@@ -135,30 +135,39 @@ void row(const Geometry& g, const Window& win, const float* w, const ConvEpilogu
 }
 
 // Points the window at the input rows of output row oy, copying them into `scratch` with
-// zero padding when some tap of the row falls outside the input.
+// zero (or circular) padding when some tap of the row falls outside the input.
 Window make_window(const Conv2dParams& p, const float* x_img, int oy, std::vector<float>& scratch) {
   Window win{};
   const int iy0 = oy * p.stride - p.pad_top;
   const int cols = (p.out_w - 1) * p.stride + p.kernel;  // input columns the row touches, from -pad_left
   const bool rows_inside = iy0 >= 0 && iy0 + p.kernel <= p.in_h;
   const bool cols_inside = p.pad_left == 0 && cols <= p.in_w;
-  if (rows_inside && cols_inside) {
+  if (rows_inside && cols_inside && !p.circular) {
     for (int ky = 0; ky < p.kernel; ++ky) win.rows[ky] = x_img + static_cast<int64_t>(iy0 + ky) * p.in_w * p.in_c;
     win.col_offset = 0;
     return win;
   }
   const int64_t row_floats = static_cast<int64_t>(cols) * p.in_c;
   scratch.assign(static_cast<size_t>(row_floats) * p.kernel, 0.0f);
+  const size_t pixel_bytes = static_cast<size_t>(p.in_c) * sizeof(float);
   for (int ky = 0; ky < p.kernel; ++ky) {
     float* dst = scratch.data() + ky * row_floats;
     win.rows[ky] = dst;
-    const int iy = iy0 + ky;
+    int iy = iy0 + ky;
+    if (p.circular) iy = (iy % p.in_h + p.in_h) % p.in_h;
     if (iy < 0 || iy >= p.in_h) continue;
+    const float* src = x_img + static_cast<int64_t>(iy) * p.in_w * p.in_c;
+    if (p.circular) {
+      for (int col = 0; col < cols; ++col) {
+        const int ix = ((col - p.pad_left) % p.in_w + p.in_w) % p.in_w;
+        std::memcpy(dst + static_cast<int64_t>(col) * p.in_c, src + static_cast<int64_t>(ix) * p.in_c, pixel_bytes);
+      }
+      continue;
+    }
     const int first = std::max(0, p.pad_left), last = std::min(cols, p.in_w + p.pad_left);  // columns with data
     if (first < last)
-      std::memcpy(dst + static_cast<int64_t>(first) * p.in_c,
-                  x_img + (static_cast<int64_t>(iy) * p.in_w + first - p.pad_left) * p.in_c,
-                  static_cast<size_t>(last - first) * p.in_c * sizeof(float));
+      std::memcpy(dst + static_cast<int64_t>(first) * p.in_c, src + static_cast<int64_t>(first - p.pad_left) * p.in_c,
+                  static_cast<size_t>(last - first) * pixel_bytes);
   }
   win.col_offset = p.pad_left;
   return win;

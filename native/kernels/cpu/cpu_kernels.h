@@ -10,7 +10,8 @@
               ThreadPool& pool);                                                                            \
   int64_t attention_scratch_floats(const AttentionParams& p);                                              \
   void attention(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool); \
-  void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);                    \
+  int64_t group_norm_scratch_floats(const GroupNormParams& p);                                             \
+  void group_norm(const GroupNormParams& p, const float* x, float* y, float* scratch, ThreadPool& pool);    \
   }
 
 FUSEDIFF_DECLARE_ISA_KERNELS(generic)

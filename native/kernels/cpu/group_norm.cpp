@@ -8,7 +8,6 @@
 //      scale-shift, then SiLU.
 // Compiled once per ISA like conv2d.cpp.
 #include <cmath>
-#include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/vec.h"
@@ -46,9 +45,9 @@ void channel_partials(const GroupNormParams& p, const float* x, const float* cen
 }
 
 // Per (image, group) sum of the partials, in float64 and in chunk order.
-void group_sums(const GroupNormParams& p, int64_t chunks, const float* partial, std::vector<double>& out) {
+void group_sums(const GroupNormParams& p, int64_t chunks, const float* partial, double* out) {
   const int per_group = p.channels / p.groups;
-  out.assign(static_cast<size_t>(p.batch) * p.groups, 0.0);
+  std::fill_n(out, p.batch * p.groups, 0.0);
   for (int n = 0; n < p.batch; ++n)
     for (int64_t chunk = 0; chunk < chunks; ++chunk) {
       const float* acc = partial + (n * chunks + chunk) * p.channels;
@@ -56,26 +55,53 @@ void group_sums(const GroupNormParams& p, int64_t chunks, const float* partial, 
     }
 }
 
+// Where the scratch memory goes (all sizes in floats; doubles take two, and stay 8-byte aligned
+// because every part before them has an even size).
+struct Scratch {
+  float *partial, *mean, *a, *b;
+  double *sums, *squares;
+};
+
+int64_t even(int64_t n) { return (n + 1) / 2 * 2; }
+
+Scratch carve(const GroupNormParams& p, int64_t chunks, float* base) {
+  Scratch s;
+  const int64_t bc = even(static_cast<int64_t>(p.batch) * p.channels);
+  s.partial = base;
+  s.mean = s.partial + even(p.batch * chunks * p.channels);
+  s.a = s.mean + bc;
+  s.b = s.a + bc;
+  s.sums = reinterpret_cast<double*>(s.b + bc);
+  s.squares = s.sums + static_cast<int64_t>(p.batch) * p.groups;
+  return s;
+}
+
 }  // namespace
 
-void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool) {
+int64_t group_norm_scratch_floats(const GroupNormParams& p) {
+  const int64_t chunks = (p.pixels + kChunk - 1) / kChunk;
+  return even(p.batch * chunks * p.channels) + 3 * even(static_cast<int64_t>(p.batch) * p.channels) +
+         4 * static_cast<int64_t>(p.batch) * p.groups;
+}
+
+void group_norm(const GroupNormParams& p, const float* x, float* y, float* scratch, ThreadPool& pool) {
   const int per_group = p.channels / p.groups;
   const int64_t chunks = (p.pixels + kChunk - 1) / kChunk;
-  std::vector<float> partial(static_cast<size_t>(p.batch * chunks) * p.channels);
-  std::vector<double> sums;
+  const Scratch s = carve(p, chunks, scratch);
   const double count = static_cast<double>(p.pixels) * per_group;
+  double* sums = s.sums;
+  double* squares = s.squares;
+  float* a = s.a;
+  float* b = s.b;
 
-  channel_partials(p, x, nullptr, chunks, partial.data(), pool);
-  group_sums(p, chunks, partial.data(), sums);
-  std::vector<float> mean(static_cast<size_t>(p.batch) * p.channels);  // the group mean, per channel
-  for (int n = 0; n < p.batch; ++n)
-    for (int c = 0; c < p.channels; ++c) mean[n * p.channels + c] = static_cast<float>(sums[n * p.groups + c / per_group] / count);
-  channel_partials(p, x, mean.data(), chunks, partial.data(), pool);
-  std::vector<double> squares;
-  group_sums(p, chunks, partial.data(), squares);
+  channel_partials(p, x, nullptr, chunks, s.partial, pool);
+  group_sums(p, chunks, s.partial, sums);
+  for (int n = 0; n < p.batch; ++n)  // the group mean, per channel
+    for (int c = 0; c < p.channels; ++c) s.mean[n * p.channels + c] = static_cast<float>(sums[n * p.groups + c / per_group] / count);
+  channel_partials(p, x, s.mean, chunks, s.partial, pool);
+  group_sums(p, chunks, s.partial, squares);
 
   // y = x * a + b per (image, channel).
-  std::vector<float> a(static_cast<size_t>(p.batch) * p.channels), b(a.size());
   for (int n = 0; n < p.batch; ++n)
     for (int c = 0; c < p.channels; ++c) {
       const int g = c / per_group;
@@ -94,8 +120,8 @@ void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& 
   pool.parallel_for(p.batch * chunks, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int64_t n = item / chunks, chunk = item % chunks;
-      const float* an = a.data() + n * p.channels;
-      const float* bn = b.data() + n * p.channels;
+      const float* an = a + n * p.channels;
+      const float* bn = b + n * p.channels;
       for (int64_t pix = chunk * kChunk; pix < std::min(p.pixels, (chunk + 1) * kChunk); ++pix) {
         const float* src = x + (n * p.pixels + pix) * p.channels;
         float* dst = y + (n * p.pixels + pix) * p.channels;

@@ -24,10 +24,12 @@ void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const Co
         for (int co = 0; co < p.out_c; ++co) {
           float acc = 0.0f;
           for (int ky = 0; ky < k; ++ky) {
-            const int iy = oy * p.stride - p.pad_top + ky;
+            int iy = oy * p.stride - p.pad_top + ky;
+            if (p.circular) iy = (iy % p.in_h + p.in_h) % p.in_h;
             if (iy < 0 || iy >= p.in_h) continue;
             for (int kx = 0; kx < k; ++kx) {
-              const int ix = ox * p.stride - p.pad_left + kx;
+              int ix = ox * p.stride - p.pad_left + kx;
+              if (p.circular) ix = (ix % p.in_w + p.in_w) % p.in_w;
               if (ix < 0 || ix >= p.in_w) continue;
               const float* px = x + ((static_cast<int64_t>(n) * p.in_h + iy) * p.in_w + ix) * p.in_c;
               const float* wk = w.data.f32() + static_cast<int64_t>(co) * p.in_c * k * k + ky * k + kx;

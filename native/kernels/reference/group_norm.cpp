@@ -6,7 +6,9 @@
 
 namespace fusediff::kernels::reference {
 
-void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool&) {
+int64_t group_norm_scratch_floats(const GroupNormParams&) { return 0; }
+
+void group_norm(const GroupNormParams& p, const float* x, float* y, float*, ThreadPool&) {
   const int per_group = p.channels / p.groups;
   const double count = static_cast<double>(p.pixels) * per_group;
   for (int n = 0; n < p.batch; ++n)

@@ -9,6 +9,7 @@ void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const Co
             ThreadPool& pool);
 int64_t attention_scratch_floats(const AttentionParams& p);  // 0: the reference needs none
 void attention(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool);
-void group_norm(const GroupNormParams& p, const float* x, float* y, ThreadPool& pool);
+int64_t group_norm_scratch_floats(const GroupNormParams& p);  // 0: the reference needs none
+void group_norm(const GroupNormParams& p, const float* x, float* y, float* scratch, ThreadPool& pool);
 
 }  // namespace fusediff::kernels::reference
