@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { findSchedulerConfig, FusediffError, loadUNet, locateModel, type FusediffErrorCode } from '../lib/index.js';
+import { findSchedulerConfig, FusediffError, loadPipeline, loadUNet, locateModel, type FusediffErrorCode } from '../lib/index.js';
 import { maxAbsDiff } from './helpers/compare.js';
 import {
   BASIC,
@@ -134,6 +134,30 @@ describe('scheduler config location', () => {
     const empty = fresh();
     mkdirSync(empty);
     await expectCode(locateModel(empty), 'E_IO', /config\.json/);
+  });
+});
+
+describe('loadPipeline takes either layout', () => {
+  it('a model folder, a pipeline folder and its unet/ folder give the same images', async () => {
+    const model = fresh();
+    makeModel(model, 'model', weightForms['PyTorch .bin'].write);
+    const pipeline = fresh();
+    const unet = makeModel(pipeline, 'pipeline', weightForms.safetensors.write);
+    const images: Uint8ClampedArray[] = [];
+    for (const dir of [model, pipeline, unet]) {
+      const pipe = await loadPipeline(dir);
+      images.push((await pipe.generate({ steps: 2, seed: 5 })).images[0].data);
+      pipe.dispose();
+    }
+    expect(Buffer.from(images[1])).toEqual(Buffer.from(images[0]));
+    expect(Buffer.from(images[2])).toEqual(Buffer.from(images[0]));
+  });
+
+  it('a model without a scheduler config is not a pipeline', async () => {
+    const root = fresh();
+    makeModel(root, 'model', weightForms.safetensors.write);
+    rmSync(path.join(root, 'scheduler_config.json'));
+    await expectCode(loadPipeline(root), 'E_IO', /scheduler_config\.json/);
   });
 });
 
