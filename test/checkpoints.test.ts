@@ -153,6 +153,31 @@ describe('loadPipeline takes either layout', () => {
     expect(Buffer.from(images[2])).toEqual(Buffer.from(images[0]));
   });
 
+  it("model_index.json's scheduler class wins over the config's, as in diffusers", async () => {
+    // google/ddpm-cifar10-32 as first published: a GaussianDDPMScheduler config with "timesteps".
+    const legacy = { _class_name: 'GaussianDDPMScheduler', beta_end: 0.02, beta_schedule: 'linear', beta_start: 0.0001, timesteps: 1000, variance_type: 'fixed_large' };
+    const current = { _class_name: 'DDPMScheduler', beta_end: 0.02, beta_schedule: 'linear', beta_start: 0.0001, num_train_timesteps: 1000, variance_type: 'fixed_large' };
+    const images: Uint8ClampedArray[] = [];
+    for (const [scheduler, index] of [[current, false], [legacy, true]] as const) {
+      const root = fresh();
+      makeModel(root, 'model', weightForms.safetensors.write);
+      writeFileSync(path.join(root, 'scheduler_config.json'), JSON.stringify(scheduler));
+      if (index)
+        writeFileSync(
+          path.join(root, 'model_index.json'),
+          JSON.stringify({ _class_name: 'DDPMPipeline', scheduler: ['diffusers', 'DDPMScheduler'], unet: ['diffusers', 'UNet2DModel'] }),
+        );
+      const pipe = await loadPipeline(root);
+      images.push((await pipe.generate({ steps: 3, seed: 2 })).images[0].data);
+      pipe.dispose();
+      if (index) {
+        rmSync(path.join(root, 'model_index.json'));
+        await expectCode(loadPipeline(root), 'E_UNSUPPORTED', /GaussianDDPMScheduler/);
+      }
+    }
+    expect(Buffer.from(images[1])).toEqual(Buffer.from(images[0]));
+  });
+
   it('a model without a scheduler config is not a pipeline', async () => {
     const root = fresh();
     makeModel(root, 'model', weightForms.safetensors.write);

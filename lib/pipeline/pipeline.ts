@@ -327,12 +327,13 @@ export class Pipeline {
   }
 }
 
-/** Checks a model_index.json entry such as "unet": ["diffusers", "UNet2DModel"]. */
-function checkComponent(index: Record<string, unknown>, key: string, indexPath: string): void {
+/** The class a model_index.json entry such as "scheduler": ["diffusers", "DDPMScheduler"] names. */
+function componentClass(index: Record<string, unknown>, key: string, indexPath: string): string {
   const entry = index[key];
   if (entry === undefined) throw new FusediffError('E_CONFIG', `${indexPath} has no "${key}" component`);
   if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== 'string')
     throw new FusediffError('E_CONFIG', `${indexPath}: "${key}" must be [library, class name]`);
+  return entry[1];
 }
 
 /**
@@ -345,18 +346,23 @@ export async function loadPipeline(dir?: string, options: LoadUNetOptions = {}):
   if (dir === undefined) throw new FusediffError('E_IO', 'no embedded default model ships with this build yet: pass a pipeline folder');
   if (typeof dir !== 'string' || dir.length === 0) throw new FusediffError('E_ARGUMENT', 'loadPipeline expects a folder path');
   const layout = await locateModel(dir);
-  if (layout.kind === 'pipeline' && layout.modelIndex !== null) {
+  // As in diffusers, the class model_index.json names is the scheduler's class: early
+  // checkpoints' scheduler configs carry class names since renamed (google/ddpm-cifar10-32's
+  // "GaussianDDPMScheduler" is a DDPMScheduler).
+  let schedulerClass: string | undefined;
+  if (layout.modelIndex !== null) {
     const index = await readJsonFile(layout.modelIndex);
     if (typeof index !== 'object' || index === null || Array.isArray(index))
       throw new FusediffError('E_CONFIG', `${layout.modelIndex} must hold an object`);
-    checkComponent(index as Record<string, unknown>, 'unet', layout.modelIndex);
-    checkComponent(index as Record<string, unknown>, 'scheduler', layout.modelIndex);
+    componentClass(index as Record<string, unknown>, 'unet', layout.modelIndex);
+    schedulerClass = componentClass(index as Record<string, unknown>, 'scheduler', layout.modelIndex);
   }
   if (layout.schedulerConfig === null)
     throw new FusediffError('E_IO', `no scheduler_config.json for the model in ${dir}: a pipeline needs its scheduler`);
-  const schedulerConfig = await readJsonFile(layout.schedulerConfig);
-  if (typeof schedulerConfig !== 'object' || schedulerConfig === null || Array.isArray(schedulerConfig))
+  const config = await readJsonFile(layout.schedulerConfig);
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
     throw new FusediffError('E_CONFIG', 'scheduler_config.json must hold an object');
+  const schedulerConfig = schedulerClass === undefined ? config : { ...config, _class_name: schedulerClass };
   // Validate the scheduler before paying for the weights.
   schedulerFromConfig(schedulerConfig as Record<string, unknown>);
   const unet = await loadUNet(layout.unet, options);
