@@ -4,7 +4,7 @@
  * load), so `instanceof FusediffError` holds for every error the library throws or rejects.
  */
 export type FusediffErrorCode =
-  | 'E_FORMAT' // malformed file contents (safetensors, JSON)
+  | 'E_FORMAT' // malformed file contents (safetensors, JSON, zip, pickle)
   | 'E_CONFIG' // a config value of the wrong type or out of range
   | 'E_UNSUPPORTED' // a valid config value or dtype fusediff does not implement
   | 'E_SHAPE' // a tensor shape that does not fit
@@ -14,6 +14,7 @@ export type FusediffErrorCode =
   | 'E_DISPOSED' // use of an object after dispose()
   | 'E_BACKEND_UNAVAILABLE' // a device or kernel path that is not available here
   | 'E_ABORTED' // the operation was cancelled through its AbortSignal
+  | 'E_UNSAFE' // a file that asks for code to run (a pickle global) or for a path outside the model folder
   | 'E_INTERNAL'; // a bug in fusediff: please report it
 
 export class FusediffError extends Error {

@@ -1,9 +1,11 @@
 export { FusediffError, type FusediffErrorCode } from './errors.js';
 export { Tensor } from './tensor.js';
 export { UNet, opFlops, type ForwardOptions, type UNetInfo, type ForwardProfile, type OpProfile } from './unet/unet.js';
-export { loadUNet, expectedWeights, type LoadUNetOptions } from './unet/load.js';
+export { loadUNet, expectedWeights, expectedPlan, type LoadUNetOptions } from './unet/load.js';
 export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockType, type UpBlockType } from './unet/config.js';
 export { parsePythonJson } from './json.js';
+export { locateModel, findSchedulerConfig, type ModelLayout } from './checkpoint/layout.js';
+export { convertCheckpoint, type ConvertCheckpointOptions, type ConvertCheckpointResult } from './checkpoint/convert.js';
 export { memoryStats, runtimeInfo, setActivationMemoryLimit, setNumThreads } from './runtime.js';
 export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';
 export { Generator, randn, randomSeed, MAX_SEED, type NoiseDraw } from './random.js';

@@ -4,6 +4,7 @@
  * `"lambda_min_clipped": -Infinity`). JSON.parse rejects those, so they are rewritten to
  * tagged strings outside of string literals and turned back into numbers by a reviver.
  */
+import { promises as fs } from 'node:fs';
 import { FusediffError } from './errors.js';
 
 const TAG = '\u0000fusediff-nonfinite:';
@@ -38,4 +39,22 @@ export function parsePythonJson(text: string, where: string): unknown {
   } catch (cause) {
     throw new FusediffError('E_FORMAT', `${where} is not valid JSON: ${(cause as Error).message}`);
   }
+}
+
+/** Config files are small; anything bigger is refused before it is read. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/** A JSON file as Python writes it, refused (E_RESOURCE) above `maxBytes`; E_IO when unreadable. */
+export async function readJsonFile(file: string, maxBytes = MAX_CONFIG_BYTES): Promise<unknown> {
+  let text: string;
+  try {
+    const stat = await fs.stat(file);
+    if (stat.size > maxBytes)
+      throw new FusediffError('E_RESOURCE', `${file} is ${stat.size} bytes; such files are limited to ${maxBytes}`);
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    if (e instanceof FusediffError) throw e;
+    throw new FusediffError('E_IO', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  return parsePythonJson(text, file);
 }

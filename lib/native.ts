@@ -131,7 +131,10 @@ export interface NativeAddon {
   NativeUNet: {
     load(config: object, weightFiles: string[], kernels?: string): Promise<NativeUNet>;
     expectedWeights(config: object): WeightSpec[];
+    expectedPlan(config: object): PlanDescription;
   };
+  /** Writes the tensors of PyTorch checkpoints (shards of one state dict) to one safetensors file. */
+  convertTorchBin(sources: string[], destination: string): Promise<{ tensors: number; bytes: number }>;
   setErrorClass(ctor: typeof FusediffError): void;
   memoryStats(): { liveBytes: number; liveBuffers: number; peakBytes: number };
   runtimeInfo(): {

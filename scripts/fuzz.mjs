@@ -1,6 +1,7 @@
 // npm run fuzz [-- seconds]: builds the libFuzzer targets with clang (ASan + UBSan) and runs
 // each for the given time (default 60 s) from a seed corpus of valid files: the fixture
-// safetensors files and JSON configs. Exits non-zero on any crash, leak or sanitizer report.
+// safetensors files, JSON configs, and PyTorch .bin files and pickles (valid and hostile).
+// Exits non-zero on any crash, leak or sanitizer report.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -18,16 +19,16 @@ function run(cmd, args, opts = {}) {
 
 run('cmake', ['-S', '.', '-B', build, '-DCMAKE_CXX_COMPILER=clang++', '-DFUSEDIFF_FUZZ=ON', '-DFUSEDIFF_SANITIZE=ON',
   '-DFUSEDIFF_BUILD_ADDON=OFF', '-DCMAKE_BUILD_TYPE=RelWithDebInfo']);
-run('cmake', ['--build', build, '--target', 'fuzz_safetensors', 'fuzz_json', '-j', '2']);
+run('cmake', ['--build', build, '--target', 'fuzz_safetensors', 'fuzz_json', 'fuzz_torch_bin', '-j', '2']);
 
-function corpus(name, ext) {
+function corpus(name, ...exts) {
   const dir = path.join(build, `corpus-${name}`);
   mkdirSync(dir, { recursive: true });
   const walk = (d) => {
     for (const entry of readdirSync(d)) {
       const p = path.join(d, entry);
       if (statSync(p).isDirectory()) walk(p);
-      else if (p.endsWith(ext) && statSync(p).size < 1 << 20) copyFileSync(p, path.join(dir, p.replaceAll(path.sep, '_')));
+      else if (exts.some((ext) => p.endsWith(ext)) && statSync(p).size < 1 << 20) copyFileSync(p, path.join(dir, p.replaceAll(path.sep, '_')));
     }
   };
   walk('test/fixtures');
@@ -37,6 +38,7 @@ function corpus(name, ext) {
 const targets = [
   ['fuzz_safetensors', corpus('safetensors', '.safetensors')],
   ['fuzz_json', corpus('json', '.json')],
+  ['fuzz_torch_bin', corpus('torch-bin', '.bin', '.pkl')],
 ];
 for (const [target, dir] of targets) {
   console.log(`\n== ${target} for ${seconds} s`);

@@ -6,12 +6,13 @@
 import { FusediffError } from '../errors.js';
 import { helpText, parseCommandLine, UsageError, type Command } from './args.js';
 import { bench } from './bench.js';
+import { convert } from './convert.js';
 import { exportOnnxCli } from './export-onnx.js';
 import { generate } from './generate.js';
 import { info } from './info.js';
 import { packageVersion } from './version.js';
 
-const COMMANDS: Command[] = [generate, info, bench, exportOnnxCli];
+const COMMANDS: Command[] = [generate, info, bench, convert, exportOnnxCli];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

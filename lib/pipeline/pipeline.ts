@@ -1,7 +1,8 @@
 /**
  * loadPipeline(dir): a diffusers pipeline folder — model_index.json naming the `unet` and
- * `scheduler` subfolders — as a ready-to-run image generator. The scheduler class comes from
- * scheduler/scheduler_config.json's `_class_name` and sets the default sampler; any other
+ * `scheduler` subfolders, or a model folder with config.json and scheduler_config.json side
+ * by side — as a ready-to-run image generator. The scheduler class comes from
+ * scheduler_config.json's `_class_name` and sets the default sampler; any other
  * sampler is built from the same config (diffusers' from_config: the keys it knows).
  *
  * Samplers: 'ddpm' | 'ddim' | 'euler' | 'euler-ancestral' | 'dpm++2m' (discrete-time ε/v
@@ -13,8 +14,7 @@
  * Seeds: image i uses seeds[i] (or seed + i); every draw of its noise is a pure function of
  * that seed, so image i is reproduced exactly by generating it alone with its seed.
  */
-import { promises as fs } from 'node:fs';
-import path from 'node:path';
+import { locateModel } from '../checkpoint/layout.js';
 import { FusediffError } from '../errors.js';
 import { Generator, checkSeed, randomSeed } from '../random.js';
 import { checkGuidance, evaluate, throwIfAborted, type GuidanceOptions, type ModelFn } from '../sampling/model.js';
@@ -355,38 +355,45 @@ export class Pipeline {
   }
 }
 
-/** The subfolder a model_index.json entry names, e.g. "unet": ["diffusers", "UNet2DModel"]. */
-function componentFolder(index: Record<string, unknown>, key: string, dir: string): string {
+/** The class a model_index.json entry such as "scheduler": ["diffusers", "DDPMScheduler"] names. */
+function componentClass(index: Record<string, unknown>, key: string, indexPath: string): string {
   const entry = index[key];
-  if (entry === undefined) throw new FusediffError('E_CONFIG', `${path.join(dir, 'model_index.json')} has no "${key}" component`);
+  if (entry === undefined) throw new FusediffError('E_CONFIG', `${indexPath} has no "${key}" component`);
   if (!Array.isArray(entry) || entry.length !== 2 || typeof entry[1] !== 'string')
-    throw new FusediffError('E_CONFIG', `model_index.json: "${key}" must be [library, class name]`);
-  return path.join(dir, key);
+    throw new FusediffError('E_CONFIG', `${indexPath}: "${key}" must be [library, class name]`);
+  return entry[1];
 }
 
 /**
- * Loads a diffusers pipeline folder. With no folder: the embedded default model, which this
- * build does not ship yet (E_IO).
+ * Loads a diffusers pipeline in either checkpoint layout (checkpoint/layout.ts): a pipeline
+ * folder (model_index.json, unet/, scheduler/), a model folder (config.json, weights and
+ * scheduler_config.json side by side, as google/ddpm-* publish them) or a pipeline's unet/
+ * folder. With no folder: the embedded default model, which this build does not ship yet (E_IO).
  */
 export async function loadPipeline(dir?: string, options: LoadUNetOptions = {}): Promise<Pipeline> {
   if (dir === undefined) throw new FusediffError('E_IO', 'no embedded default model ships with this build yet: pass a pipeline folder');
   if (typeof dir !== 'string' || dir.length === 0) throw new FusediffError('E_ARGUMENT', 'loadPipeline expects a folder path');
-  const indexPath = path.join(dir, 'model_index.json');
-  try {
-    await fs.access(indexPath);
-  } catch {
-    throw new FusediffError('E_IO', `no model_index.json in ${dir}: not a diffusers pipeline folder`);
+  const layout = await locateModel(dir);
+  // As in diffusers, the class model_index.json names is the scheduler's class: early
+  // checkpoints' scheduler configs carry class names since renamed (google/ddpm-cifar10-32's
+  // "GaussianDDPMScheduler" is a DDPMScheduler).
+  let schedulerClass: string | undefined;
+  if (layout.modelIndex !== null) {
+    const index = await readJsonFile(layout.modelIndex);
+    if (typeof index !== 'object' || index === null || Array.isArray(index))
+      throw new FusediffError('E_CONFIG', `${layout.modelIndex} must hold an object`);
+    componentClass(index as Record<string, unknown>, 'unet', layout.modelIndex);
+    schedulerClass = componentClass(index as Record<string, unknown>, 'scheduler', layout.modelIndex);
   }
-  const index = await readJsonFile(indexPath);
-  if (typeof index !== 'object' || index === null || Array.isArray(index)) throw new FusediffError('E_CONFIG', `${indexPath} must hold an object`);
-  const unetDir = componentFolder(index as Record<string, unknown>, 'unet', dir);
-  const schedulerDir = componentFolder(index as Record<string, unknown>, 'scheduler', dir);
-  const schedulerConfig = await readJsonFile(path.join(schedulerDir, 'scheduler_config.json'));
-  if (typeof schedulerConfig !== 'object' || schedulerConfig === null || Array.isArray(schedulerConfig))
+  if (layout.schedulerConfig === null)
+    throw new FusediffError('E_IO', `no scheduler_config.json for the model in ${dir}: a pipeline needs its scheduler`);
+  const config = await readJsonFile(layout.schedulerConfig);
+  if (typeof config !== 'object' || config === null || Array.isArray(config))
     throw new FusediffError('E_CONFIG', 'scheduler_config.json must hold an object');
+  const schedulerConfig = schedulerClass === undefined ? config : { ...config, _class_name: schedulerClass };
   // Validate the scheduler before paying for the weights.
   schedulerFromConfig(schedulerConfig as Record<string, unknown>);
-  const unet = await loadUNet(unetDir, options);
+  const unet = await loadUNet(layout.unet, options);
   try {
     return new Pipeline(dir, unet, schedulerConfig as Record<string, unknown>);
   } catch (e) {

@@ -59,7 +59,7 @@ export function opFlops(plan: PlanDescription, batch: number, height: number, wi
 
 export class UNet {
   readonly config: Readonly<UNet2DConfig>;
-  /** The safetensors file(s) the weights were read from. */
+  /** The weight file(s) the weights were read from: safetensors or PyTorch .bin, one or several shards. */
   readonly weightFiles: readonly string[];
   /** @internal */
   handle: NativeUNet | null;

@@ -3,6 +3,7 @@
 
 #include "binding/addon_data.h"
 #include "binding/bench_hook.h"
+#include "binding/checkpoint.h"
 #include "binding/errors.h"
 #include "binding/runtime.h"
 #include "binding/step_wrap.h"
@@ -22,6 +23,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeUNet", unet);
   exports.Set("setErrorClass", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { set_error_class(info); }));
   register_runtime(env, exports);
+  register_checkpoint(env, exports);
   register_step(env, exports);
   register_bench_hook(env, exports);  // dev-only: npm run bench
   return exports;

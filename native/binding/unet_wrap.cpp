@@ -6,7 +6,6 @@
 #include "binding/errors.h"
 #include "binding/plan_describe.h"
 #include "binding/tensor_wrap.h"
-#include "io/safetensors.h"
 #include "kernels/kernels.h"
 
 namespace fusediff::binding {
@@ -25,6 +24,7 @@ Napi::Function UNetWrap::define(Napi::Env env) {
   return DefineClass(env, "NativeUNet",
                      {StaticMethod<&UNetWrap::load>("load"),
                       StaticMethod<&UNetWrap::expected_weights>("expectedWeights"),
+                      StaticMethod<&UNetWrap::expected_plan>("expectedPlan"),
                       InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
                       InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
                       InstanceMethod<&UNetWrap::describe>("describe"),
@@ -54,9 +54,9 @@ Napi::Value UNetWrap::load(const Napi::CallbackInfo& info) {
     return Task::run(
         env,
         [config, paths, table, result] {
-          std::vector<std::shared_ptr<io::SafetensorsFile>> files;
-          for (const auto& p : paths) files.push_back(io::SafetensorsFile::open(p));
-          unet::SafetensorsWeights weights(std::move(files));
+          std::vector<std::shared_ptr<unet::WeightFile>> files;
+          for (const auto& p : paths) files.push_back(unet::open_weight_file(p));
+          unet::FileWeights weights(std::move(files));
           *result = std::make_shared<unet::Executor>(unet::build_plan(config, weights, *table));
         },
         [result](Napi::Env env) -> Napi::Value {
@@ -85,6 +85,16 @@ Napi::Value UNetWrap::expected_weights(const Napi::CallbackInfo& info) {
       out.Set(static_cast<uint32_t>(i), item);
     }
     return out;
+  });
+}
+
+Napi::Value UNetWrap::expected_plan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsObject()) throw make_error(env, "E_ARGUMENT", "expectedPlan expects a config object");
+    unet::UNetConfig config = to_unet_config(env, info[0].As<Napi::Object>());
+    unet::WeightRecorder recorder;
+    return describe_plan(env, unet::build_plan(config, recorder, kernels::reference_kernels(), /*dry_run=*/true));
   });
 }
 

@@ -15,9 +15,13 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
 
  private:
   // load(config, weightFiles: string[], kernels?: string): Promise<NativeUNet>
+  //   (.bin files are PyTorch checkpoints, read without executing them; others safetensors)
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
   static Napi::Value expected_weights(const Napi::CallbackInfo& info);
+  // expectedPlan(config): the plan a config gives (see plan_describe.h), no file read: what a
+  // checkpoint costs before its weights are downloaded.
+  static Napi::Value expected_plan(const Napi::CallbackInfo& info);
   // forward(sample, { timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
   //                   classVectors?: Float32Array, tileable?: boolean, profile?: boolean })
   //   : Promise<NativeTensor>, or with profile Promise<{ output: NativeTensor, opSeconds: Float64Array }>

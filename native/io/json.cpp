@@ -546,6 +546,15 @@ JsonValue parse_json(std::string_view text, const JsonOptions& options) {
   return Parser(text, options).parse_document();
 }
 
+bool is_utf8(std::string_view text) {
+  for (size_t i = 0; i < text.size();) {
+    const size_t n = utf8_sequence_length(text, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string json_quote(std::string_view utf8) {
   std::string out;
   size_t bad_at = 0;

@@ -84,6 +84,10 @@ constexpr int kJsonMaxSupportedDepth = 512;
 // max_bytes or max_values throws Error(Resource); options out of range throw Error(Argument).
 JsonValue parse_json(std::string_view text, const JsonOptions& options = {});
 
+// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points above
+// U+10FFFF).
+bool is_utf8(std::string_view text);
+
 // `utf8` as a JSON string literal, quotes included; control characters are escaped.
 // Throws Error(Argument) when `utf8` is not valid UTF-8 (the result would not be JSON).
 std::string json_quote(std::string_view utf8);

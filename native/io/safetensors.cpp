@@ -5,75 +5,19 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
-#include <new>
 #include <numeric>
 #include <string_view>
-#include <system_error>
 
 #include "core/error.h"
+#include "io/bytes.h"
 #include "io/json.h"
 
-#if defined(__unix__) || defined(__APPLE__)
-#define FUSEDIFF_SAFETENSORS_MMAP 1
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#else
-#include <fstream>
-#endif
-
 namespace fusediff::io {
-
-// The float conversions below reinterpret IEEE-754 bit patterns, and F64 -> F32 relies on
-// IEEE semantics (values beyond float range become infinity rather than undefined behaviour).
-static_assert(std::numeric_limits<float>::is_iec559 && std::numeric_limits<double>::is_iec559,
-              "fusediff needs IEEE-754 float and double");
 
 namespace {
 
 constexpr const char* kMetadataKey = "__metadata__";
 constexpr uint64_t kLengthFieldBytes = 8;
-
-struct DTypeEntry {
-  DType dtype;
-  const char* name;
-  size_t size;
-};
-
-constexpr DTypeEntry kDTypes[] = {
-    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},     {DType::I8, "I8", 1},
-    {DType::I16, "I16", 2},   {DType::U16, "U16", 2},   {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I32, "I32", 4},   {DType::U32, "U32", 4},
-    {DType::F32, "F32", 4},   {DType::F64, "F64", 8},   {DType::I64, "I64", 8},
-    {DType::U64, "U64", 8},   {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
-};
-
-const DTypeEntry& dtype_entry(DType dtype) {
-  for (const DTypeEntry& entry : kDTypes) {
-    if (entry.dtype == dtype) return entry;
-  }
-  fail(ErrorCode::Argument, "invalid DType value " + std::to_string(static_cast<int>(dtype)));
-}
-
-// Byte-wise loads: tensor data is little-endian and, in general, not aligned.
-uint16_t load_le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t load_le32(const uint8_t* p) {
-  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
-}
-uint64_t load_le64(const uint8_t* p) { return uint64_t{load_le32(p)} | (uint64_t{load_le32(p + 4)} << 32); }
-
-float float_from_bits(uint32_t bits) {
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
-double double_from_bits(uint64_t bits) {
-  double d;
-  std::memcpy(&d, &bits, sizeof d);
-  return d;
-}
 
 // Product of the dims, false when a dim is negative or the product exceeds int64.
 bool checked_numel(const std::vector<int64_t>& shape, int64_t& numel) {
@@ -141,9 +85,8 @@ int64_t non_negative_integer(const Context& ctx, const std::string& name, const 
 
 DType parse_dtype(const Context& ctx, const std::string& name, const JsonValue& value) {
   if (!value.is_string()) fail(ErrorCode::Format, ctx.tensor(name) + "dtype must be a string, got " + describe(value));
-  for (const DTypeEntry& entry : kDTypes) {
-    if (value.as_string() == entry.name) return entry.dtype;
-  }
+  DType dtype;
+  if (dtype_from_name(value.as_string(), dtype)) return dtype;
   fail(ErrorCode::Unsupported, ctx.tensor(name) + "unsupported dtype " + quote_for_message(value.as_string()));
 }
 
@@ -269,14 +212,7 @@ void check_coverage(const Context& ctx, const std::vector<TensorInfo>& tensors, 
   }
 }
 
-[[noreturn]] void fail_io(const std::string& what, const std::string& path, int err) {
-  fail(ErrorCode::Io, what + " '" + path + "': " + std::generic_category().message(err));
-}
-
 }  // namespace
-
-const char* dtype_name(DType dtype) { return dtype_entry(dtype).name; }
-size_t dtype_size(DType dtype) { return dtype_entry(dtype).size; }
 
 int64_t TensorInfo::numel() const {
   int64_t n;
@@ -284,104 +220,21 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
-float f16_to_f32(uint16_t bits) {
-  const uint32_t sign = uint32_t{bits & 0x8000u} << 16;
-  const uint32_t exponent = (bits >> 10) & 0x1Fu;
-  const uint32_t mantissa = bits & 0x3FFu;
-  if (exponent == 0) {
-    // Zero or subnormal: mantissa x 2^-24, exact in float.
-    const float magnitude = static_cast<float>(mantissa) * 0x1p-24f;
-    return sign ? -magnitude : magnitude;
-  }
-  if (exponent == 0x1F) return float_from_bits(sign | 0x7F800000u | (mantissa << 13));  // inf, NaN keeps its payload
-  return float_from_bits(sign | ((exponent + (127 - 15)) << 23) | (mantissa << 13));  // rebias the exponent
-}
-
-// bfloat16 is the top half of a float32.
-float bf16_to_f32(uint16_t bits) { return float_from_bits(uint32_t{bits} << 16); }
-
 std::shared_ptr<SafetensorsFile> SafetensorsFile::from_bytes(std::vector<uint8_t> bytes,
                                                              const SafetensorsLimits& limits) {
-  std::shared_ptr<SafetensorsFile> file(new SafetensorsFile("<memory>"));
-  file->owned_ = std::move(bytes);
-  file->bytes_ = file->owned_.data();
-  file->size_ = file->owned_.size();
+  std::shared_ptr<SafetensorsFile> file(new SafetensorsFile(MappedFile::from_bytes(std::move(bytes))));
   file->parse_header(limits);
   return file;
 }
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path, const SafetensorsLimits& limits) {
-  std::shared_ptr<SafetensorsFile> file(new SafetensorsFile(path));
-  uint64_t size = 0;
-#if defined(FUSEDIFF_SAFETENSORS_MMAP)
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_io("cannot open", path, errno);
-  struct FdCloser {
-    int fd;
-    ~FdCloser() { ::close(fd); }
-  } closer{fd};
-  struct stat st;
-  if (::fstat(fd, &st) != 0) fail_io("cannot stat", path, errno);
-  if (!S_ISREG(st.st_mode)) fail(ErrorCode::Io, "cannot read '" + path + "': not a regular file");
-  size = static_cast<uint64_t>(st.st_size);
-  if (size > std::numeric_limits<size_t>::max()) {
-    fail(ErrorCode::Resource, "safetensors file '" + path + "' is too large for this platform");
-  }
-  // A file too short to hold the length field is rejected by parse_header; mmap of zero
-  // bytes would fail anyway.
-  if (size >= kLengthFieldBytes) {
-    void* mapping = ::mmap(nullptr, static_cast<size_t>(size), PROT_READ, MAP_PRIVATE, fd, 0);
-    if (mapping != MAP_FAILED) file->mapped_ = static_cast<const uint8_t*>(mapping);
-  }
-  if (!file->mapped_) {
-    // Some file systems cannot be mapped: read the file instead.
-    try {
-      file->owned_.resize(static_cast<size_t>(size));
-    } catch (const std::bad_alloc&) {
-      fail(ErrorCode::Resource, "cannot allocate " + std::to_string(size) + " bytes to read '" + path + "'");
-    }
-    size_t done = 0;
-    while (done < file->owned_.size()) {
-      const ssize_t n = ::read(fd, file->owned_.data() + done, file->owned_.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail_io("cannot read", path, errno);
-      if (n == 0) fail(ErrorCode::Io, "cannot read '" + path + "': the file shrank while being read");
-      done += static_cast<size_t>(n);
-    }
-  }
-#else
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail_io("cannot open", path, errno);
-  const std::streamoff end = in.tellg();
-  if (end < 0) fail(ErrorCode::Io, "cannot determine the size of '" + path + "'");
-  size = static_cast<uint64_t>(end);
-  if (size > std::numeric_limits<size_t>::max()) {
-    fail(ErrorCode::Resource, "safetensors file '" + path + "' is too large for this platform");
-  }
-  try {
-    file->owned_.resize(static_cast<size_t>(size));
-  } catch (const std::bad_alloc&) {
-    fail(ErrorCode::Resource, "cannot allocate " + std::to_string(size) + " bytes to read '" + path + "'");
-  }
-  in.seekg(0);
-  if (!in.read(reinterpret_cast<char*>(file->owned_.data()), static_cast<std::streamsize>(size))) {
-    fail(ErrorCode::Io, "cannot read '" + path + "'");
-  }
-#endif
-  file->bytes_ = file->mapped_ ? file->mapped_ : file->owned_.data();
-  file->size_ = size;
+  std::shared_ptr<SafetensorsFile> file(new SafetensorsFile(MappedFile::open(path)));
   file->parse_header(limits);
   return file;
 }
 
-SafetensorsFile::~SafetensorsFile() {
-#if defined(FUSEDIFF_SAFETENSORS_MMAP)
-  if (mapped_) ::munmap(const_cast<uint8_t*>(mapped_), static_cast<size_t>(size_));
-#endif
-}
-
 void SafetensorsFile::parse_header(const SafetensorsLimits& limits) {
-  const Context ctx{path_};
+  const Context ctx{path()};
   if (size_ < kLengthFieldBytes) {
     fail(ErrorCode::Format, ctx.prefix() + "the file has " + std::to_string(size_) +
                                 " bytes, fewer than the 8-byte header length");
@@ -452,31 +305,18 @@ const uint8_t* SafetensorsFile::data(const TensorInfo& info) const {
   const uint64_t data_bytes = size_ - data_start_;
   if (info.begin > info.end || info.end > data_bytes || !checked_bytes(info.shape, info.dtype, bytes) ||
       info.end - info.begin != bytes) {
-    fail(ErrorCode::Argument, Context{path_}.tensor(info.name) + "the TensorInfo does not describe data of this file");
+    fail(ErrorCode::Argument, Context{path()}.tensor(info.name) + "the TensorInfo does not describe data of this file");
   }
   return bytes_ + data_start_ + info.begin;
 }
 
 void SafetensorsFile::read_float32(const TensorInfo& info, float* out) const {
   const uint8_t* src = data(info);
-  const size_t n = static_cast<size_t>(info.numel());
-  switch (info.dtype) {
-    case DType::F32:
-      for (size_t i = 0; i < n; ++i) out[i] = float_from_bits(load_le32(src + 4 * i));
-      return;
-    case DType::F64:
-      for (size_t i = 0; i < n; ++i) out[i] = static_cast<float>(double_from_bits(load_le64(src + 8 * i)));
-      return;
-    case DType::F16:
-      for (size_t i = 0; i < n; ++i) out[i] = f16_to_f32(load_le16(src + 2 * i));
-      return;
-    case DType::BF16:
-      for (size_t i = 0; i < n; ++i) out[i] = bf16_to_f32(load_le16(src + 2 * i));
-      return;
-    default:
-      fail(ErrorCode::Unsupported, Context{path_}.tensor(info.name) + "dtype " + dtype_name(info.dtype) +
-                                       " does not convert to float32 (F32, F64, F16 and BF16 do)");
+  if (!converts_to_float32(info.dtype)) {
+    fail(ErrorCode::Unsupported, Context{path()}.tensor(info.name) + "dtype " + dtype_name(info.dtype) +
+                                     " does not convert to float32 (F32, F64, F16 and BF16 do)");
   }
+  convert_to_float32(info.dtype, src, static_cast<size_t>(info.numel()), out);
 }
 
 std::vector<float> SafetensorsFile::to_float32(const TensorInfo& info) const {

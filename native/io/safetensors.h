@@ -11,12 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include "io/dtype.h"
+#include "io/mapped_file.h"
+
 namespace fusediff::io {
-
-enum class DType { BOOL, U8, I8, I16, U16, F16, BF16, I32, U32, F32, F64, I64, U64, F8_E4M3, F8_E5M2 };
-
-const char* dtype_name(DType dtype);  // the header spelling: "F32", "BF16", ...
-size_t dtype_size(DType dtype);       // bytes per element
 
 struct TensorInfo {
   std::string name;
@@ -48,12 +46,11 @@ class SafetensorsFile {
 
   SafetensorsFile(const SafetensorsFile&) = delete;
   SafetensorsFile& operator=(const SafetensorsFile&) = delete;
-  ~SafetensorsFile();
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // header order
   const TensorInfo* find(const std::string& name) const;               // nullptr if absent
   const std::vector<std::pair<std::string, std::string>>& metadata() const { return metadata_; }
-  const std::string& path() const { return path_; }
+  const std::string& path() const { return file_->path(); }
 
   // Raw little-endian bytes of a tensor, end - begin of them; not aligned in general.
   // `info` must describe a range of this file (a TensorInfo from tensors() always does);
@@ -65,24 +62,19 @@ class SafetensorsFile {
   std::vector<float> to_float32(const TensorInfo& info) const;
 
  private:
-  explicit SafetensorsFile(std::string path) : path_(std::move(path)) {}
-  // Validates the bytes in bytes_/size_ and fills tensors_, by_name_ and metadata_.
+  explicit SafetensorsFile(std::shared_ptr<const MappedFile> file)
+      : file_(std::move(file)), bytes_(file_->data()), size_(file_->size()) {}
+  // Validates the bytes of file_ and fills tensors_, by_name_ and metadata_.
   void parse_header(const SafetensorsLimits& limits);
 
-  std::string path_;
-  std::vector<uint8_t> owned_;        // the bytes, when they were read rather than mapped
-  const uint8_t* mapped_ = nullptr;   // the mapping, when mapped
-  const uint8_t* bytes_ = nullptr;    // whichever of the two holds the file
-  uint64_t size_ = 0;
+  std::shared_ptr<const MappedFile> file_;
+  const uint8_t* bytes_;
+  uint64_t size_;
   uint64_t data_start_ = 0;           // 8 + header length
   std::vector<TensorInfo> tensors_;
   std::vector<size_t> by_name_;       // indices into tensors_, sorted by name, for find()
   std::vector<std::pair<std::string, std::string>> metadata_;
 };
-
-// Exact conversions used by read_float32, exposed for kernels and tests.
-float f16_to_f32(uint16_t bits);
-float bf16_to_f32(uint16_t bits);
 
 struct TensorToWrite {
   std::string name;

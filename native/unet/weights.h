@@ -7,10 +7,6 @@
 #include <string>
 #include <vector>
 
-namespace fusediff::io {
-class SafetensorsFile;
-}
-
 namespace fusediff::unet {
 
 class WeightSource {
@@ -21,14 +17,30 @@ class WeightSource {
   virtual std::vector<float> get(const std::string& name, const std::vector<int64_t>& shape) = 0;
 };
 
-// Weights from one or more safetensors files (sharded checkpoints are several files).
-class SafetensorsWeights : public WeightSource {
+// One weight file as the loader sees it, whatever its format.
+class WeightFile {
  public:
-  explicit SafetensorsWeights(std::vector<std::shared_ptr<io::SafetensorsFile>> files);
+  virtual ~WeightFile() = default;
+  virtual const std::string& path() const = 0;
+  // The shape of the tensor `name`, or nullptr when the file has no tensor of that name.
+  virtual const std::vector<int64_t>* shape(const std::string& name) const = 0;
+  // The tensor `name` (one that shape() finds) as float32.
+  virtual std::vector<float> read_float32(const std::string& name) const = 0;
+};
+
+// Opens a weight file by its extension: `.bin` is a PyTorch checkpoint, read by the
+// restricted reader that executes nothing (io/torch_bin.h); anything else is safetensors.
+std::shared_ptr<WeightFile> open_weight_file(const std::string& path);
+
+// Weights from one or more files (sharded checkpoints are several), found by their diffusers
+// name or, when a file has none of that name, by a legacy name (legacy_names.h).
+class FileWeights : public WeightSource {
+ public:
+  explicit FileWeights(std::vector<std::shared_ptr<WeightFile>> files);
   std::vector<float> get(const std::string& name, const std::vector<int64_t>& shape) override;
 
  private:
-  std::vector<std::shared_ptr<io::SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<WeightFile>> files_;
 };
 
 // Records what is asked for and returns nothing: lists a config's expected weights

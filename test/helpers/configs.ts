@@ -65,3 +65,65 @@ export const CD_IMAGENET64_L2: Partial<UNet2DConfig> & Record<string, unknown> =
   up_block_types: ['AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'ResnetUpsampleBlock2D'],
   upsample_type: 'resnet',
 };
+
+/**
+ * google/ddpm-celebahq-256 (config.json at the repository root; weights only as
+ * diffusion_pytorch_model.bin). The ddpm-*-256 family (celebahq, cat, church, bedroom)
+ * publishes this one config, written by diffusers 0.0.4: absent keys take the defaults.
+ */
+export const DDPM_CELEBAHQ_256: Partial<UNet2DConfig> & Record<string, unknown> = {
+  _class_name: 'UNet2DModel',
+  _diffusers_version: '0.0.4',
+  act_fn: 'silu',
+  attention_head_dim: null,
+  block_out_channels: [128, 128, 256, 256, 512, 512],
+  center_input_sample: false,
+  down_block_types: ['DownBlock2D', 'DownBlock2D', 'DownBlock2D', 'DownBlock2D', 'AttnDownBlock2D', 'DownBlock2D'],
+  downsample_padding: 0,
+  flip_sin_to_cos: false,
+  freq_shift: 1,
+  in_channels: 3,
+  layers_per_block: 2,
+  mid_block_scale_factor: 1,
+  norm_eps: 1e-6,
+  norm_num_groups: 32,
+  out_channels: 3,
+  sample_size: 256,
+  time_embedding_type: 'positional',
+  up_block_types: ['UpBlock2D', 'AttnUpBlock2D', 'UpBlock2D', 'UpBlock2D', 'UpBlock2D', 'UpBlock2D'],
+};
+
+/**
+ * openai/diffusers-cd_bedroom256_lpips (unet/config.json; weights only as
+ * diffusion_pytorch_model.bin, 2.11 GB): the LSUN-256 config of diffusers'
+ * scripts/convert_consistency_to_diffusers.py, unconditional.
+ */
+export const CD_BEDROOM256_LPIPS: Partial<UNet2DConfig> & Record<string, unknown> = {
+  _class_name: 'UNet2DModel',
+  sample_size: 256,
+  in_channels: 3,
+  out_channels: 3,
+  layers_per_block: 2,
+  num_class_embeds: null,
+  block_out_channels: [256, 256, 512, 512, 1024, 1024],
+  attention_head_dim: 64,
+  down_block_types: [
+    'ResnetDownsampleBlock2D',
+    'ResnetDownsampleBlock2D',
+    'ResnetDownsampleBlock2D',
+    'AttnDownBlock2D',
+    'AttnDownBlock2D',
+    'AttnDownBlock2D',
+  ],
+  up_block_types: [
+    'AttnUpBlock2D',
+    'AttnUpBlock2D',
+    'AttnUpBlock2D',
+    'ResnetUpsampleBlock2D',
+    'ResnetUpsampleBlock2D',
+    'ResnetUpsampleBlock2D',
+  ],
+  resnet_time_scale_shift: 'default',
+  upsample_type: 'resnet',
+  downsample_type: 'resnet',
+};
