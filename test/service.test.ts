@@ -30,11 +30,11 @@ it('generate never blocks the event loop', async () => {
     last = now;
   }, 5);
   const started = performance.now();
-  await pipe.generate({ batchSize: 8, steps: 10, seed: 1 });
+  await pipe.generate({ batchSize: 32, steps: 20, seed: 1 });
   const took = performance.now() - started;
   clearInterval(timer);
   console.log(`generate ${took.toFixed(0)} ms, longest event-loop gap ${maxGap.toFixed(1)} ms`);
-  expect(took).toBeGreaterThan(100); // long enough for the measurement to mean something
+  expect(took).toBeGreaterThan(50); // long enough for the measurement to mean something (~300 ms here when idle)
   expect(maxGap).toBeLessThan(200);
 });
 
