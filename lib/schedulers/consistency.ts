@@ -18,7 +18,8 @@ import { linspaceF64 } from '../schedules/betas.js';
 import { karrasSigmasForRamp } from '../schedules/karras.js';
 import { affineStep, stepNoise } from '../step.js';
 import type { Tensor } from '../tensor.js';
-import { checkSteps, parseSchedulerConfig, timestepList, type ConfigSpec, type SchedulerConfigInput } from './config.js';
+import { checkSteps, parseSchedulerConfig, type ConfigSpec, type SchedulerConfigInput } from './config.js';
+import { firstStepIndex, sigmasAt } from './sigma_index.js';
 import type { Scheduler, SchedulerOutput, StepOptions } from './types.js';
 
 export interface CMStochasticIterativeSchedulerConfig {
@@ -122,9 +123,7 @@ export class CMStochasticIterativeScheduler implements Scheduler {
   private indexFor(t: number): number {
     if (this.stepIndex !== null) return this.stepIndex;
     if (this.beginIndex !== null) return (this.stepIndex = this.beginIndex);
-    const hits = this.timesteps.flatMap((v, i) => (v === t ? [i] : []));
-    if (hits.length === 0) throw new FusediffError('E_ARGUMENT', `CMStochasticIterativeScheduler: ${t} is not one of the scheduler's timesteps`);
-    return (this.stepIndex = hits.length > 1 ? hits[1] : hits[0]);
+    return (this.stepIndex = firstStepIndex(this.timesteps, t, 'CMStochasticIterativeScheduler'));
   }
 
   /** x / √(σ_i² + σ_data²) for the current step's σ_i. */
@@ -170,12 +169,7 @@ export class CMStochasticIterativeScheduler implements Scheduler {
 
   /** x + σ_t·noise, σ_t the σ of the schedule at timestep t (per image). */
   async addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Promise<Tensor> {
-    const ts = timestepList(t, original.shape[0]);
-    const sig = ts.map((v) => {
-      const i = this.timesteps.indexOf(v);
-      if (i < 0) throw new FusediffError('E_ARGUMENT', `CMStochasticIterativeScheduler: ${v} is not one of the scheduler's timesteps`);
-      return this.sigmas[i];
-    });
+    const sig = sigmasAt(this.timesteps, this.sigmas, t, original.shape[0], 'CMStochasticIterativeScheduler');
     return (await affineStep({ x: original, m: noise, bx: 1, bm: sig })).out;
   }
 }

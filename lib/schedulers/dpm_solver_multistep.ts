@@ -20,7 +20,8 @@ import { interpOnIndex, karrasSigmas, sigmaToT, trainingSigmas } from '../schedu
 import { numpyArange, roundHalfEven, type TimestepSpacing } from '../schedules/spacing.js';
 import { affineStep } from '../step.js';
 import type { Tensor } from '../tensor.js';
-import { checkSteps, parseSchedulerConfig, timestepList, type ConfigSpec, type SchedulerConfigInput } from './config.js';
+import { checkSteps, parseSchedulerConfig, type ConfigSpec, type SchedulerConfigInput } from './config.js';
+import { firstStepIndex, sigmasAt } from './sigma_index.js';
 import type { Scheduler, SchedulerOutput, StepOptions } from './types.js';
 
 export interface DPMSolverMultistepSchedulerConfig {
@@ -199,8 +200,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   private indexFor(t: number): number {
     if (this.stepIndex !== null) return this.stepIndex;
     if (this.beginIndex !== null) return (this.stepIndex = this.beginIndex);
-    const hits = this.timesteps.flatMap((v, i) => (v === t ? [i] : []));
-    return (this.stepIndex = hits.length === 0 ? this.timesteps.length - 1 : hits.length > 1 ? hits[1] : hits[0]);
+    return (this.stepIndex = firstStepIndex(this.timesteps, t, this.className, this.timesteps.length - 1));
   }
 
   async scaleModelInput(sample: Tensor): Promise<Tensor> {
@@ -270,11 +270,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
   }
 
   async addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Promise<Tensor> {
-    const coefs = timestepList(t, original.shape[0]).map((v) => {
-      const i = this.timesteps.indexOf(v);
-      if (i < 0) throw new FusediffError('E_ARGUMENT', `${this.className}: ${v} is not one of the scheduler's timesteps`);
-      return alphaSigma(this.sigmas[i]);
-    });
+    const coefs = sigmasAt(this.timesteps, this.sigmas, t, original.shape[0], this.className).map(alphaSigma);
     return (await affineStep({ x: original, m: noise, bx: coefs.map((a) => a.alpha), bm: coefs.map((a) => a.s) })).out;
   }
 }

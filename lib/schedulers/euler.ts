@@ -19,7 +19,8 @@ import { interpOnIndex, karrasSigmas, sigmaToT, trainingSigmas } from '../schedu
 import { floatTimesteps, type TimestepSpacing } from '../schedules/spacing.js';
 import { affineStep, stepNoise } from '../step.js';
 import type { Tensor } from '../tensor.js';
-import { checkSteps, parseSchedulerConfig, timestepList, type ConfigSpec, type SchedulerConfigInput } from './config.js';
+import { checkSteps, parseSchedulerConfig, type ConfigSpec, type SchedulerConfigInput } from './config.js';
+import { firstStepIndex, sigmasAt } from './sigma_index.js';
 import type { Scheduler, SchedulerOutput, StepOptions } from './types.js';
 
 export interface EulerDiscreteSchedulerConfig {
@@ -155,9 +156,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   protected indexFor(t: number): number {
     if (this.stepIndex !== null) return this.stepIndex;
     if (this.beginIndex !== null) return (this.stepIndex = this.beginIndex);
-    const hits = this.timesteps.flatMap((v, i) => (v === t ? [i] : []));
-    if (hits.length === 0) throw new FusediffError('E_ARGUMENT', `${this.className}: ${t} is not one of the scheduler's timesteps`);
-    return (this.stepIndex = hits.length > 1 ? hits[1] : hits[0]);
+    return (this.stepIndex = firstStepIndex(this.timesteps, t, this.className));
   }
 
   protected advance(): void {
@@ -212,11 +211,7 @@ export class EulerDiscreteScheduler implements Scheduler {
 
   /** x + σ_t·noise for the schedule's σ at timestep t (per image). */
   async addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Promise<Tensor> {
-    const sig = timestepList(t, original.shape[0]).map((v) => {
-      const i = this.timesteps.indexOf(v);
-      if (i < 0) throw new FusediffError('E_ARGUMENT', `${this.className}: ${v} is not one of the scheduler's timesteps`);
-      return this.sigmas[i];
-    });
+    const sig = sigmasAt(this.timesteps, this.sigmas, t, original.shape[0], this.className);
     return (await affineStep({ x: original, m: noise, bx: 1, bm: sig })).out;
   }
 }
