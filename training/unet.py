@@ -464,15 +464,15 @@ def load_pretrained(folder, dtype=torch.float32):
     return model.to(dtype).eval()
 
 
-def save_pretrained(model, folder):
-    """Write config.json and float32 weights in diffusers' on-disk layout."""
+def save_pretrained(model, folder, dtype=torch.float32):
+    """Write config.json and the weights (float32, or float16 for a smaller file) in diffusers' layout."""
     os.makedirs(folder, exist_ok=True)
     config = {"_class_name": "UNet2DModel", "_diffusers_version": DIFFUSERS_VERSION}
     config.update({k: model.config[k] for k in sorted(DEFAULT_CONFIG)})
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f, indent=2, sort_keys=True)
         f.write("\n")
-    state = {name: t.detach().to(torch.float32) for name, t in model.state_dict().items()}
+    state = {name: t.detach().to(dtype) for name, t in model.state_dict().items()}
     safetensors_io.write(os.path.join(folder, WEIGHTS_NAME), state, {"format": "pt"})
 
 

@@ -1,0 +1,239 @@
+"""Consistency distillation of the teacher into a one/two-step student.
+
+Usage:
+    cd training && setsid nohup nice -n 10 env OMP_NUM_THREADS=2 /usr/bin/python3 distill.py \
+        [--teacher-run /work/fusediff-train/teacher] [--run-dir /work/fusediff-train/student] &
+
+The student has the teacher's architecture and starts as the teacher with conv_out negated
+(consistency.py explains why that is already the consistency parametrisation with
+sigma_data = 1). Two phases, one run (checkpointed and resumable like train_teacher.py):
+
+1. Re-timing (--retime-steps): the student's time input is 250 ln(sigma), not the teacher's t,
+   so it first regresses its denoiser onto the *guided* teacher's at the same noise level
+   (Meng et al. 2023, "On Distillation of Guided Diffusion Models", stage 1):
+       L = || f_theta(x_sigma, sigma) - x0_teacher^w(x_sigma, sigma) ||^2
+   with sigma drawn from the CD grid's continuous range. Guidance is baked in: the student
+   needs one network evaluation per step, not two.
+2. Consistency distillation (Song et al. 2023, Algorithm 2): adjacent boundaries
+   sigma_n < sigma_{n+1} of an N-point Karras grid, x_{n+1} = x0 + sigma_{n+1} z, one DDIM
+   (= Euler on the VE probability-flow ODE) step of the guided teacher back to sigma_n,
+       x_n^ = x0^ + (sigma_n / sigma_{n+1}) (x_{n+1} - x0^),   x0^ = teacher's guided estimate
+   and L = d(f_theta(x_{n+1}, sigma_{n+1}), f_theta-(x_n^, sigma_n)) with the target network
+   theta- an EMA (mu = --target-ema) of theta, stop-gradient. d is the pseudo-Huber distance
+   sqrt(||a - b||^2 + c^2) - c, c = 0.00054 sqrt(dim) (Song & Dhariwal 2023, "Improved
+   Techniques for Training Consistency Models"): LPIPS needs a pretrained network that is not
+   available offline.
+
+The teacher's frozen EMA weights are copied into the run directory on the first start
+(teacher.pt), so a resumed run distils from the same teacher even if the teacher trains on.
+Outputs: checkpoint.pt, train.log, preview_stepNNNNNN.png (rows of 1-step and 2-step samples
+per class). export.py --student writes the diffusers folder.
+"""
+
+import argparse
+import copy
+import os
+import signal
+import time
+
+import numpy as np
+import torch
+
+import consistency
+import diffusion
+import previews
+import train_teacher
+import unet
+
+CHECKPOINT = "checkpoint.pt"
+TEACHER_COPY = "teacher.pt"
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description="Consistency-distil the fusediff tile teacher.")
+    p.add_argument("--data", default="/work/fusediff-train/data/tiles.npz")
+    p.add_argument("--teacher-run", default="/work/fusediff-train/teacher")
+    p.add_argument("--run-dir", default="/work/fusediff-train/student")
+    p.add_argument("--retime-steps", type=int, default=300)
+    p.add_argument("--max-steps", type=int, default=2000, help="re-timing plus distillation steps")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--grad-clip", type=float, default=1.0)
+    p.add_argument("--num-boundaries", type=int, default=18, help="N of the Karras grid")
+    p.add_argument("--guidance-scale", type=float, default=2.0)
+    p.add_argument("--label-drop", type=float, default=0.1, help="share of rows trained unconditionally")
+    p.add_argument("--target-ema", type=float, default=0.95, help="mu of the target network")
+    p.add_argument("--ema-decay", type=float, default=0.995, help="decay of the exported EMA weights")
+    p.add_argument("--checkpoint-minutes", type=float, default=10.0)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--eval-every", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args()
+
+
+def pseudo_huber(a, b):
+    dim = a[0].numel()
+    c = 0.00054 * dim ** 0.5
+    return (((a - b) ** 2).flatten(1).sum(1) + c * c).sqrt() - c
+
+
+def augment(x0, labels, flip_ok, null_label, label_drop):
+    batch = x0.shape[0]
+    flip = flip_ok[labels] & (torch.rand(batch) < 0.5)
+    x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(3), x0)
+    labels = torch.where(torch.rand(batch) < label_drop, torch.full_like(labels, null_label), labels)
+    return x0, labels
+
+
+def retime_loss(student, teacher, teacher_time, x0, labels, null_label, guidance_scale, grid):
+    batch = x0.shape[0]
+    # sigma uniform in the grid's rho-space: the same spread of noise levels CD will visit.
+    u = torch.rand(batch, dtype=torch.float64)
+    lo, hi = grid[0] ** (1 / consistency.RHO), grid[-1] ** (1 / consistency.RHO)
+    sigma = ((lo + u * (hi - lo)) ** consistency.RHO).float()
+    x = x0 + sigma.view(-1, 1, 1, 1) * torch.randn_like(x0)
+    target = consistency.teacher_denoise(teacher, teacher_time, x, sigma, labels, null_label, guidance_scale)
+    return ((consistency.consistency_fn(student, x, sigma, labels) - target) ** 2).mean()
+
+
+def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, guidance_scale, grid):
+    batch = x0.shape[0]
+    n = torch.randint(0, len(grid) - 1, (batch,))
+    s_lo, s_hi = grid[n].float(), grid[n + 1].float()
+    x_hi = x0 + s_hi.view(-1, 1, 1, 1) * torch.randn_like(x0)
+    x0_hat = consistency.teacher_denoise(teacher, teacher_time, x_hi, s_hi, labels, null_label, guidance_scale)
+    x_lo = x0_hat + (s_lo / s_hi).view(-1, 1, 1, 1) * (x_hi - x0_hat)
+    with torch.no_grad():
+        target = consistency.consistency_fn(target_net, x_lo, s_lo, labels)
+    return pseudo_huber(consistency.consistency_fn(student, x_hi, s_hi, labels), target).mean()
+
+
+@torch.no_grad()
+def save_preview(model, num_classes, num_boundaries, path, per_class=8):
+    """Per class: a row of 1-step samples, then a row of 2-step samples (same noise seed)."""
+    labels = torch.arange(num_classes).repeat_interleave(per_class)
+    rows = []
+    for steps in (1, 2):
+        x = consistency.sample(model, labels, steps, num_boundaries, generator=torch.Generator().manual_seed(0))
+        rows.append(diffusion.to_rgba_uint8(x).reshape(num_classes, per_class, 32, 32, 4))
+    previews.contact_sheet(np.stack(rows, 1).reshape(-1, 32, 32, 4), path, columns=per_class, scale=2)
+
+
+def frozen_copy(model):
+    copy_ = copy.deepcopy(model).eval()
+    for p in copy_.parameters():
+        p.requires_grad_(False)
+    return copy_
+
+
+def main():
+    args = parse_args()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    os.makedirs(args.run_dir, exist_ok=True)
+    log = train_teacher.Log(os.path.join(args.run_dir, "train.log"))
+    ckpt_path = os.path.join(args.run_dir, CHECKPOINT)
+    teacher_path = os.path.join(args.run_dir, TEACHER_COPY)
+
+    train_x, train_y, _, _, class_names = train_teacher.load_data(args.data)
+    num_classes = len(class_names)
+    null_label = num_classes
+    flip_ok = torch.tensor([name in train_teacher.FLIP_CLASSES for name in class_names] + [False])
+
+    if not os.path.exists(teacher_path):
+        state = torch.load(os.path.join(args.teacher_run, train_teacher.CHECKPOINT))
+        torch.save({"config": state["config"], "class_names": state["class_names"], "step": state["step"],
+                    "ema": state["ema"]}, teacher_path)
+    tstate = torch.load(teacher_path)
+    if tstate["class_names"] != class_names:
+        raise SystemExit(f"{teacher_path} was trained on other classes than {args.data}")
+    config = tstate["config"]
+    teacher = unet.UNet2DModel(config)
+    teacher.load_state_dict(tstate["ema"])
+    teacher = frozen_copy(teacher)
+    teacher_time = consistency.TeacherTime()
+    grid = torch.from_numpy(consistency.karras_sigmas(args.num_boundaries))
+
+    torch.manual_seed(args.seed)
+    student = unet.UNet2DModel(config)
+    consistency.student_from_teacher(student, teacher)
+    target_net = frozen_copy(student)
+    ema = frozen_copy(student)
+    optimizer = torch.optim.Adam(student.parameters(), lr=args.lr)
+    step, trained_seconds = 0, 0.0
+
+    if os.path.exists(ckpt_path):
+        state = torch.load(ckpt_path)
+        if state["config"] != config or state["num_boundaries"] != args.num_boundaries:
+            raise SystemExit(f"{ckpt_path} was made with another config or grid; use a fresh --run-dir")
+        student.load_state_dict(state["model"])
+        target_net.load_state_dict(state["target"])
+        ema.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        step, trained_seconds = state["step"], state["trained_seconds"]
+        log(f"resumed from {ckpt_path} at step {step}")
+    else:
+        log(f"new distillation run from teacher step {tstate['step']}; grid {grid.tolist()}")
+        log(f"args: {vars(args)}")
+
+    if step >= args.max_steps:
+        log(f"already finished: step {step} >= --max-steps {args.max_steps}")
+        return
+
+    def checkpoint():
+        train_teacher.save_checkpoint(ckpt_path, {
+            "step": step, "trained_seconds": trained_seconds, "config": config, "class_names": class_names,
+            "num_boundaries": args.num_boundaries, "teacher_step": tstate["step"], "args": vars(args),
+            "model": student.state_dict(), "target": target_net.state_dict(), "ema": ema.state_dict(),
+            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+        })
+        log(f"checkpoint at step {step}")
+
+    stop = {"requested": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.update(requested=True))
+    signal.signal(signal.SIGINT, lambda *_: stop.update(requested=True))
+
+    student.train()
+    last_ckpt, last_ckpt_step = time.time(), step
+    window_start, window_loss, window_steps = time.time(), 0.0, 0
+    while step < args.max_steps and not stop["requested"]:
+        idx = torch.randint(0, len(train_x), (args.batch_size,))
+        x0, labels = augment(train_x[idx], train_y[idx], flip_ok, null_label, args.label_drop)
+        retiming = step < args.retime_steps
+        if retiming:
+            loss = retime_loss(student, teacher, teacher_time, x0, labels, null_label, args.guidance_scale, grid)
+        else:
+            loss = cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label,
+                           args.guidance_scale, grid)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), args.grad_clip)
+        optimizer.step()
+        # During re-timing the target simply follows the student; CD then starts from it.
+        train_teacher.ema_update(target_net, student, 0.0 if retiming else args.target_ema)
+        train_teacher.ema_update(ema, student, train_teacher.ema_decay(args.ema_decay, step))
+        step += 1
+        window_loss += loss.item()
+        window_steps += 1
+
+        if step % args.log_every == 0:
+            elapsed = time.time() - window_start
+            trained_seconds += elapsed
+            log(f"step {step} {'retime' if retiming else 'cd'} loss {window_loss / window_steps:.5f} "
+                f"grad_norm {grad_norm:.3f} steps/s {window_steps / elapsed:.3f} trained {trained_seconds / 3600:.2f}h")
+            window_start, window_loss, window_steps = time.time(), 0.0, 0
+        if step % args.eval_every == 0 or step == args.max_steps:
+            save_preview(ema, num_classes, args.num_boundaries,
+                         os.path.join(args.run_dir, f"preview_step{step:06d}.png"))
+            window_start = time.time()
+        if time.time() - last_ckpt >= args.checkpoint_minutes * 60:
+            checkpoint()
+            last_ckpt, last_ckpt_step = time.time(), step
+
+    if last_ckpt_step != step:
+        checkpoint()
+    log("stopped on signal" if stop["requested"] else f"finished: {step} steps")
+
+
+if __name__ == "__main__":
+    main()
