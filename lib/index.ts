@@ -41,6 +41,8 @@ export { asModelFn, evaluate, type Model, type ModelFn, type GuidanceOptions, ty
 export { sampleLoop, initialNoise, type SampleLoopOptions, type SampleLoopResult, type Progress, type PreviewOptions } from './sampling/loop.js';
 export { sampleSde, forwardSde, type SdeSampleOptions, type SdeSampleResult, type SdeSamplerMethod, type ForwardSdeOptions } from './sampling/sde.js';
 export { loadPipeline, Pipeline, SAMPLERS, type SamplerName, type GenerateOptions, type GenerateResult } from './pipeline/pipeline.js';
+export { embeddedModelDir, EMBEDDED_MODELS, type EmbeddedModelName } from './pipeline/embedded.js';
+export type { ModelCard } from './pipeline/model_card.js';
 export { toImages, fromImages, type GeneratedImage, type SampleRange } from './pipeline/images.js';
 export { encodePng, decodePng, readPngText, type EncodePngOptions } from './image/png.js';
 export { makeGrid, type Grid, type GridOptions } from './image/grid.js';

@@ -114,6 +114,28 @@ describe('info and bench', () => {
   });
 });
 
+describe('the embedded model', () => {
+  it('generate without --model makes tiles by class name, one step, and records ids and guidance', () => {
+    const r = cli('generate', '--class', 'wall,floor,item', '--seed', '7', '--grid', 'tiles.png', '--columns', '3', '--quiet', '--json');
+    expect(r.status).toBe(0);
+    const m = JSON.parse(r.stdout) as { parameters: { model: string; sampler: string; steps: number; guidance?: number; channels: number }; images: Record[]; grid: { width: number; height: number } };
+    expect(m.parameters).toMatchObject({ model: 'embedded', sampler: 'consistency', steps: 1, channels: 4 });
+    expect(m.parameters.guidance).toBe(1);
+    expect(m.images.map((i) => i.class)).toEqual([1, 0, 3]);
+    expect([m.grid.width, m.grid.height]).toEqual([96, 32]);
+    // The second tile's remake names its class by id and its own seed.
+    const remake = m.images[1].remake;
+    expect(remake).toEqual(expect.arrayContaining(['--class', '0', '--seed', '8']));
+  });
+
+  it('info describes the embedded model and its classes', () => {
+    const r = cli('info');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/classes\s+0 floor, 1 wall, 2 feature, 3 item, 4 monster \(5: unconditional\)/);
+    expect(r.stdout).toMatch(/CLI default consistency, 1 steps/);
+  });
+});
+
 describe('errors and help', () => {
   const oneLine = (r: { stderr: string }, code: string) => {
     const lines = r.stderr.trim().split('\n');
@@ -122,10 +144,10 @@ describe('errors and help', () => {
   };
 
   it('prints one line with the code and exits 1 for failures, 2 for usage mistakes', () => {
-    let r = cli('generate', '--quiet');
+    let r = cli('generate', '--class', 'dragon', '--quiet');
     expect(r.status).toBe(1);
-    oneLine(r, 'E_IO');
-    expect(r.stderr).toMatch(/no embedded default model/);
+    oneLine(r, 'E_ARGUMENT');
+    expect(r.stderr).toMatch(/unknown class "dragon" \(this model's classes: floor, wall, feature, item, monster\)/);
     r = cli('generate', '--model', DDIM, '--device', 'cuda');
     expect(r.status).toBe(1);
     oneLine(r, 'E_BACKEND_UNAVAILABLE');

@@ -16,6 +16,7 @@ const prebuild = path.join(root, 'prebuilds', `${process.platform}-${process.arc
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'fusediff-package-'));
 let tarball = '';
 let app = '';
+let packed: { path: string; size: number }[] = [];
 
 function npm(args: string[], cwd: string): string {
   return execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -24,8 +25,9 @@ function npm(args: string[], cwd: string): string {
 beforeAll(() => {
   ensureDist();
   npm(['run', 'prebuild'], root); // always: a stale binary would test yesterday's addon (incremental, quick when built)
-  const out = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], root)) as { filename: string; files: { path: string }[] }[];
+  const out = JSON.parse(npm(['pack', '--ignore-scripts', '--json', '--pack-destination', tmp], root)) as { filename: string; files: { path: string; size: number }[] }[];
   tarball = path.join(tmp, out[0].filename);
+  packed = out[0].files;
   app = path.join(tmp, 'app');
   cpSync(path.join(root, 'test', 'fixtures', 'diffusers', 'models', 'unet_basic'), path.join(app, 'model'), { recursive: true });
   writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
@@ -33,7 +35,17 @@ beforeAll(() => {
 }, 300_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-it('ships dist, prebuilds and README only', () => {
+it('ships the embedded models, within 20 MB, without training leftovers', () => {
+  const models = packed.filter((f) => f.path.startsWith('models/'));
+  for (const m of ['tiles32', 'tiles32-teacher'])
+    for (const f of ['model_index.json', 'unet/config.json', 'unet/diffusion_pytorch_model.safetensors', 'scheduler/scheduler_config.json', 'reference_io.safetensors'])
+      expect(models.map((x) => x.path)).toContain(`models/${m}/${f}`);
+  expect(models.every((f) => /\.(json|safetensors)$/.test(f.path))).toBe(true);
+  const bytes = models.reduce((sum, f) => sum + f.size, 0);
+  expect(bytes).toBeLessThanOrEqual(20 * 2 ** 20);
+});
+
+it('ships dist, prebuilds, models and README only', () => {
   const listing = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean);
   expect(listing).toContain('package/dist/index.js');
   expect(listing).toContain('package/dist/index.cjs');
@@ -75,6 +87,10 @@ it('installs the fusediff command (npx fusediff)', () => {
   expect(r.stderr).toBe('');
   expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'unet', parameters: 177427 });
   expect(spawnSync(bin, ['--help'], { cwd: app, encoding: 'utf8' }).stdout).toMatch(/^Usage: fusediff <command>/);
+  // The embedded model, from the installed package: no --model needed.
+  const g = spawnSync(bin, ['generate', '--class', 'wall', '--seed', '1', '--out', 'tiles', '--quiet'], { cwd: app, encoding: 'utf8' });
+  expect(g.stderr).toBe('');
+  expect(existsSync(path.join(app, 'tiles', 'image-1.png'))).toBe(true);
 });
 
 it('a missing prebuild says how to build from source', () => {

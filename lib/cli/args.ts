@@ -5,7 +5,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'integers';
+export type OptionType = 'string' | 'number' | 'integer' | 'boolean' | 'integers' | 'labels';
 
 export interface OptionSpec {
   type: OptionType;
@@ -18,7 +18,7 @@ export interface OptionSpec {
 
 export type OptionSpecs = Record<string, OptionSpec>;
 
-export type OptionValue = string | number | boolean | number[] | undefined;
+export type OptionValue = string | number | boolean | number[] | (number | string)[] | undefined;
 
 /** A mistake in the command line: exit status 2 and a pointer to --help. */
 export class UsageError extends Error {
@@ -89,13 +89,20 @@ function convert(name: string, type: OptionType, raw: string): OptionValue {
   if (type === 'number' || type === 'integer') return number(raw);
   // Comma-separated integer lists: --seeds 1,2,3.
   if (type === 'integers') return raw.split(',').map((s) => number(s.trim()));
+  // Comma-separated class ids or names: --class wall,floor,3.
+  if (type === 'labels')
+    return raw.split(',').map((s) => {
+      const t = s.trim();
+      if (t === '') throw new UsageError(`--${name} has an empty item in "${raw}"`);
+      return /^[0-9]+$/.test(t) ? Number(t) : t;
+    });
   return raw;
 }
 
 export function helpText(cmd: Command): string {
   const all = { ...cmd.options, ...COMMON };
   const left = (name: string, s: OptionSpec) =>
-    `${s.short ? `-${s.short}, ` : '    '}--${name}${s.type === 'boolean' ? '' : ` ${s.value ?? (s.type === 'string' ? 'VALUE' : s.type === 'integers' ? 'N[,N...]' : 'N')}`}`;
+    `${s.short ? `-${s.short}, ` : '    '}--${name}${s.type === 'boolean' ? '' : ` ${s.value ?? (s.type === 'string' ? 'VALUE' : s.type === 'integers' ? 'N[,N...]' : s.type === 'labels' ? 'C[,C...]' : 'N')}`}`;
   const width = Math.max(...Object.entries(all).map(([n, s]) => left(n, s).length));
   const lines = Object.entries(all).map(([n, s]) => `  ${left(n, s).padEnd(width)}  ${s.help}${s.default !== undefined ? ` (default: ${String(s.default)})` : ''}`);
   return [`Usage: ${cmd.usage}`, '', cmd.summary, '', 'Options:', ...lines, ...(cmd.notes ? ['', cmd.notes] : []), ''].join('\n');

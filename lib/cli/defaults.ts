@@ -5,7 +5,8 @@
  *   - consistency models: one step (what they are trained for);
  *   - discrete ε/v/x0 models: DPM-Solver++ 2M, 20 steps (Lu et al. 2022: near-converged in 15–20);
  *     DDIM, 50 steps, where DPM-Solver++ does not fit the model;
- *   - score-SDE models: the probability-flow ODE, Heun, 100 steps.
+ *   - score-SDE models: the probability-flow ODE, Heun, 100 steps;
+ * unless the model card (pipeline/model_card.ts) names its own default sampler and steps.
  */
 import type { Pipeline, SamplerName } from '../pipeline/pipeline.js';
 
@@ -26,6 +27,11 @@ const STEPS: Partial<Record<SamplerName, number>> = { consistency: 1, 'dpm++2m':
 
 export function fastDefaults(pipe: Pipeline, sampler?: SamplerName): SamplerChoice {
   const supported = pipe.samplers;
+  const card = pipe.card;
+  if (card.defaultSampler !== undefined && (sampler === undefined || sampler === card.defaultSampler)) {
+    const s = card.defaultSampler as SamplerName;
+    return { sampler: s, steps: card.defaultSteps ?? STEPS[s] ?? defaultSteps(s) };
+  }
   if (sampler !== undefined) return { sampler, steps: STEPS[sampler] ?? defaultSteps(sampler) };
   return PREFERENCE.find((c) => supported.includes(c.sampler)) ?? { sampler: pipe.defaultSampler, steps: defaultSteps(pipe.defaultSampler) };
 }

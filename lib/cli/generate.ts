@@ -8,6 +8,7 @@ import { FusediffError } from '../errors.js';
 import { makeGrid } from '../image/grid.js';
 import { decodePng, encodePng } from '../image/png.js';
 import type { GeneratedImage } from '../pipeline/images.js';
+import { resolveClassLabels } from '../pipeline/model_card.js';
 import { SAMPLERS, type SamplerName } from '../pipeline/pipeline.js';
 import { randomSeed } from '../random.js';
 import { UsageError, type Command, type ParsedArgs } from './args.js';
@@ -28,8 +29,8 @@ export const generate: Command = {
     seed: { type: 'integer', help: 'seed of the first image; image i uses seed + i (default: random)' },
     seeds: { type: 'integers', help: 'one seed per image' },
     count: { type: 'integer', short: 'c', help: 'number of images (default: 1, or the number of seeds/classes)' },
-    class: { type: 'integers', help: 'class id for every image, or one per image (class-conditional models)' },
-    guidance: { type: 'number', short: 'g', help: 'classifier-free guidance scale (1: none)' },
+    class: { type: 'labels', help: 'class id or name (e.g. wall) for every image, or one per image (class-conditional models)' },
+    guidance: { type: 'number', short: 'g', help: "classifier-free guidance scale (1: none; default: the model's own, else none)" },
     eta: { type: 'number', help: "DDIM's eta" },
     channels: { type: 'integer', help: '3 (RGB) or 4 (RGBA)' },
     tileable: { type: 'boolean', help: 'seamlessly tiling images' },
@@ -57,7 +58,7 @@ async function run({ options: o }: ParsedArgs): Promise<number> {
   if (o.channels !== undefined && o.channels !== 3 && o.channels !== 4) throw new UsageError('--channels must be 3 or 4');
   if (o.grid === undefined && (o.columns !== undefined || o.padding !== 0)) throw new UsageError('--columns and --padding need --grid');
   const seedList = o.seeds as number[] | undefined;
-  const classList = o.class as number[] | undefined;
+  const classList = o.class as (number | string)[] | undefined;
   const perImageClasses = classList && classList.length > 1 ? classList : undefined;
   const count = (o.count as number | undefined) ?? seedList?.length ?? perImageClasses?.length ?? 1;
   if (count < 1) throw new UsageError('--count must be at least 1');
@@ -65,7 +66,7 @@ async function run({ options: o }: ParsedArgs): Promise<number> {
   if (perImageClasses && perImageClasses.length !== count) throw new UsageError(`${perImageClasses.length} classes for ${count} images`);
   const baseSeed = (o.seed as number | undefined) ?? randomSeed();
   const seeds = seedList ?? Array.from({ length: count }, (_, i) => baseSeed + i);
-  const classes = classList ? (perImageClasses ?? new Array<number>(count).fill(classList[0])) : undefined;
+  const classArgs = classList ? (perImageClasses ?? new Array<number | string>(count).fill(classList[0])) : undefined;
 
   // Read the init image before the (slower) model load, so a bad file fails fast.
   let initImages: GeneratedImage[] | undefined;
@@ -77,6 +78,8 @@ async function run({ options: o }: ParsedArgs): Promise<number> {
 
   const pipe = await openPipeline(o.model as string | undefined, { int8: o.int8 as boolean | undefined, device: o.device as string });
   try {
+    // Names become ids here, so the manifest's records (and their remake commands) hold ids.
+    const classes = classArgs ? resolveClassLabels(classArgs, pipe.card) : undefined;
     const chosen = fastDefaults(pipe, sampler);
     const steps = (o.steps as number | undefined) ?? chosen.steps;
     const reporter = progressReporter({ quiet: o.quiet === true, label: 'generate' });
@@ -102,7 +105,8 @@ async function run({ options: o }: ParsedArgs): Promise<number> {
       height: first.height,
       channels: first.channels,
       tileable: o.tileable === true,
-      ...(o.guidance !== undefined ? { guidance: o.guidance as number } : {}),
+      // The scale used, also when it came from the model card: a remake must not depend on defaults.
+      ...(res.guidanceScale !== undefined ? { guidance: res.guidanceScale } : {}),
       ...(o.eta !== undefined ? { eta: o.eta as number } : {}),
       ...(initFile ? { init: { file: initFile, strength: o.strength as number } } : {}),
     };

@@ -70,6 +70,7 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
             samplers: pipe.samplers,
             defaultSampler: pipe.defaultSampler,
             fastest: fastDefaults(pipe),
+            card: pipe.card,
           }
         : {}),
     };
@@ -90,6 +91,10 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
       ['kernels', result.kernels],
     ];
     if (pipe) {
+      const card = pipe.card;
+      if (card.description) lines.splice(1, 0, ['about', card.description]);
+      if (card.classNames) lines.push(['classes', `${card.classNames.map((n, i) => `${i} ${n}`).join(', ')}${card.nullClassLabel !== undefined ? ` (${card.nullClassLabel}: unconditional)` : ''}`]);
+      if (card.defaultGuidanceScale !== undefined) lines.push(['guidance', `${card.defaultGuidanceScale} by default`]);
       lines.push(['scheduler', pipe.schedulerClass]);
       lines.push(['samplers', `${pipe.samplers.join(', ')} (default ${pipe.defaultSampler}; CLI default ${result.fastest!.sampler}, ${result.fastest!.steps} steps)`]);
     }

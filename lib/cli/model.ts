@@ -1,10 +1,9 @@
 /**
  * Which model a command runs: a folder given on the command line, or the embedded default
- * (loadPipeline() with no folder) — and a clear message while no default ships.
+ * (loadPipeline() with no folder: the one-step tile model under models/).
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { FusediffError } from '../errors.js';
 import { loadPipeline, type Pipeline } from '../pipeline/pipeline.js';
 import type { LoadUNetOptions } from '../unet/load.js';
 
@@ -27,13 +26,7 @@ export function modelName(dir: string | undefined): string {
 }
 
 export async function openPipeline(dir: string | undefined, flags: ModelFlags = {}): Promise<Pipeline> {
-  try {
-    return await loadPipeline(dir === undefined ? undefined : path.resolve(dir), loadOptions(flags));
-  } catch (e) {
-    if (dir === undefined && e instanceof FusediffError && e.code === 'E_IO')
-      throw new FusediffError('E_IO', 'no model given and no embedded default model ships with this build yet: pass --model DIR (a diffusers pipeline folder)');
-    throw e;
-  }
+  return loadPipeline(dir === undefined ? undefined : path.resolve(dir), loadOptions(flags));
 }
 
 /** Whether a folder is a pipeline (model_index.json) rather than a bare UNet (config.json). */

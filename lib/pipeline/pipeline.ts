@@ -13,6 +13,10 @@
  *
  * Seeds: image i uses seeds[i] (or seed + i); every draw of its noise is a pure function of
  * that seed, so image i is reproduced exactly by generating it alone with its seed.
+ *
+ * A pipeline folder may describe its model for fusediff (model_card.ts): class names, the
+ * null class and default guidance scale, the default sampler and steps. loadPipeline() with
+ * no folder loads the embedded model (embedded.ts), which carries such a card.
  */
 import { locateModel } from '../checkpoint/layout.js';
 import { FusediffError } from '../errors.js';
@@ -27,7 +31,9 @@ import type { Scheduler } from '../schedulers/types.js';
 import type { Tensor } from '../tensor.js';
 import { loadUNet, readJsonFile, type LoadUNetOptions } from '../unet/load.js';
 import type { UNet } from '../unet/unet.js';
+import { embeddedModelDir } from './embedded.js';
 import { fromImages, toImages, type GeneratedImage, type SampleRange } from './images.js';
+import { parseModelCard, resolveClassLabels, type ModelCard } from './model_card.js';
 
 export type SamplerName =
   | 'ddpm'
@@ -85,8 +91,12 @@ export interface GenerateOptions extends Omit<GuidanceOptions, 'classLabels'> {
   seed?: number;
   /** One seed per image. */
   seeds?: readonly number[];
-  /** One class id for all images or one per image (class-conditional models). */
-  classLabels?: readonly number[] | number;
+  /**
+   * One class for all images or one per image (class-conditional models): ids, or names
+   * where the model card lists class names (e.g. the embedded model's 'wall'). Left out on a
+   * model whose card names a null class: unconditional images.
+   */
+  classLabels?: readonly (number | string)[] | number | string;
   sampler?: SamplerName;
   /** DDIM's η (default 0). */
   eta?: number;
@@ -120,6 +130,8 @@ export interface GenerateResult {
   sampler: SamplerName;
   /** Steps run (fewer than asked with `init` or `stopAfter`). */
   steps: number;
+  /** The classifier-free guidance scale used (given, or the model card's default; 1 = none); absent: none asked. */
+  guidanceScale?: number;
   timings: { steps: number[]; totalMs: number };
 }
 
@@ -130,16 +142,24 @@ export class Pipeline {
   readonly schedulerClass: SchedulerClassName;
   readonly defaultSampler: SamplerName;
   readonly dir: string;
+  /** What model_index.json's `_fusediff` block says about the model ({} if nothing). */
+  readonly card: Readonly<ModelCard>;
 
   /** @internal Use loadPipeline(). */
-  constructor(dir: string, unet: UNet, schedulerConfig: Record<string, unknown>) {
+  constructor(dir: string, unet: UNet, schedulerConfig: Record<string, unknown>, card: ModelCard = {}) {
     this.dir = dir;
     this.unet = unet;
+    this.card = Object.freeze({ ...card });
     this.schedulerConfig = Object.freeze({ ...schedulerConfig });
     // Validates the config (and its class) up front.
     const s = schedulerFromConfig(schedulerConfig);
     this.schedulerClass = s.className as SchedulerClassName;
     this.defaultSampler = DEFAULT_SAMPLER[this.schedulerClass];
+    if (card.defaultSampler !== undefined) {
+      if (!SAMPLERS.includes(card.defaultSampler as SamplerName) || !this.samplers.includes(card.defaultSampler as SamplerName))
+        throw new FusediffError('E_CONFIG', `${dir}: _fusediff.default_sampler "${card.defaultSampler}" is not a sampler this model can run (${this.samplers.join(', ')})`);
+      this.defaultSampler = card.defaultSampler as SamplerName;
+    }
   }
 
   private isVe(): boolean {
@@ -199,7 +219,8 @@ export class Pipeline {
     const sampler = o.sampler ?? this.defaultSampler;
     if (!SAMPLERS.includes(sampler)) throw new FusediffError('E_ARGUMENT', `unknown sampler "${String(sampler)}" (use ${SAMPLERS.join(', ')})`);
     // Batch, seeds and labels.
-    const labelList = typeof o.classLabels === 'number' ? undefined : o.classLabels ? [...o.classLabels] : undefined;
+    const single = typeof o.classLabels === 'number' || typeof o.classLabels === 'string';
+    const labelList = single ? undefined : o.classLabels ? resolveClassLabels(o.classLabels as readonly (number | string)[], this.card) : undefined;
     const batch = o.batchSize ?? o.seeds?.length ?? labelList?.length ?? 1;
     if (!Number.isInteger(batch) || batch < 1 || batch > 4096) throw new FusediffError('E_ARGUMENT', `batchSize must be an integer in [1, 4096], got ${String(batch)}`);
     if (o.seed !== undefined && o.seeds !== undefined) throw new FusediffError('E_ARGUMENT', 'give seed or seeds, not both');
@@ -211,14 +232,16 @@ export class Pipeline {
       const base = o.seed !== undefined ? checkSeed(o.seed) : randomSeed();
       seeds = Array.from({ length: batch }, (_, i) => checkSeed(base + i, 'seed + image index'));
     }
-    const classLabels = typeof o.classLabels === 'number' ? new Array<number>(batch).fill(o.classLabels) : labelList;
+    const given = single ? new Array<number>(batch).fill(resolveClassLabels([o.classLabels as number | string], this.card)[0]) : labelList;
+    // A model whose card names a null class generates unconditionally when no class is given.
+    const classLabels = given ?? (this.card.nullClassLabel !== undefined ? new Array<number>(batch).fill(this.card.nullClassLabel) : undefined);
     const cfg = this.unet.config;
     if (classLabels && cfg.num_class_embeds === null && cfg.class_embed_type === null)
       throw new FusediffError('E_ARGUMENT', 'this model is not class-conditional; leave classLabels out');
     const guidance: GuidanceOptions = {
       classLabels,
-      guidanceScale: o.guidanceScale,
-      unconditionalClass: o.unconditionalClass ?? (cfg.num_class_embeds !== null ? cfg.num_class_embeds - 1 : undefined),
+      guidanceScale: o.guidanceScale ?? (given ? this.card.defaultGuidanceScale : undefined),
+      unconditionalClass: o.unconditionalClass ?? this.card.nullClassLabel ?? (cfg.num_class_embeds !== null ? cfg.num_class_embeds - 1 : undefined),
     };
     checkGuidance(guidance, batch);
     if (classLabels && cfg.num_class_embeds !== null)
@@ -232,7 +255,7 @@ export class Pipeline {
     if (typeof height !== 'number' || typeof width !== 'number')
       throw new FusediffError('E_ARGUMENT', 'the model config has no sample_size: give height and width');
     const shape = checkShape([batch, cfg.in_channels, height, width]);
-    const steps = o.steps ?? DEFAULT_STEPS[sampler];
+    const steps = o.steps ?? (sampler === this.defaultSampler ? this.card.defaultSteps : undefined) ?? DEFAULT_STEPS[sampler];
     const generator = new Generator(seeds);
     const range: SampleRange = this.isVe() ? 'zero-one' : 'minus-one-one';
     const preview: PreviewOptions | undefined =
@@ -294,7 +317,8 @@ export class Pipeline {
       }
       try {
         const images = await toImages(sample, { channels: o.channels, range });
-        return { images, seeds, sampler, steps: stepMs.length, timings: { steps: stepMs, totalMs: performance.now() - started } };
+        const guided = guidance.guidanceScale !== undefined ? { guidanceScale: guidance.guidanceScale } : {};
+        return { images, seeds, sampler, steps: stepMs.length, ...guided, timings: { steps: stepMs, totalMs: performance.now() - started } };
       } finally {
         sample.dispose();
       }
@@ -368,20 +392,22 @@ function componentClass(index: Record<string, unknown>, key: string, indexPath: 
  * Loads a diffusers pipeline in either checkpoint layout (checkpoint/layout.ts): a pipeline
  * folder (model_index.json, unet/, scheduler/), a model folder (config.json, weights and
  * scheduler_config.json side by side, as google/ddpm-* publish them) or a pipeline's unet/
- * folder. With no folder: the embedded default model, which this build does not ship yet (E_IO).
+ * folder. With no folder: the embedded default model (embedded.ts).
  */
 export async function loadPipeline(dir?: string, options: LoadUNetOptions = {}): Promise<Pipeline> {
-  if (dir === undefined) throw new FusediffError('E_IO', 'no embedded default model ships with this build yet: pass a pipeline folder');
+  if (dir === undefined) dir = embeddedModelDir();
   if (typeof dir !== 'string' || dir.length === 0) throw new FusediffError('E_ARGUMENT', 'loadPipeline expects a folder path');
   const layout = await locateModel(dir);
   // As in diffusers, the class model_index.json names is the scheduler's class: early
   // checkpoints' scheduler configs carry class names since renamed (google/ddpm-cifar10-32's
   // "GaussianDDPMScheduler" is a DDPMScheduler).
   let schedulerClass: string | undefined;
+  let card: ModelCard = {};
   if (layout.modelIndex !== null) {
     const index = await readJsonFile(layout.modelIndex);
     if (typeof index !== 'object' || index === null || Array.isArray(index))
       throw new FusediffError('E_CONFIG', `${layout.modelIndex} must hold an object`);
+    card = parseModelCard(index as Record<string, unknown>, layout.modelIndex);
     componentClass(index as Record<string, unknown>, 'unet', layout.modelIndex);
     schedulerClass = componentClass(index as Record<string, unknown>, 'scheduler', layout.modelIndex);
   }
@@ -395,7 +421,7 @@ export async function loadPipeline(dir?: string, options: LoadUNetOptions = {}):
   schedulerFromConfig(schedulerConfig as Record<string, unknown>);
   const unet = await loadUNet(layout.unet, options);
   try {
-    return new Pipeline(dir, unet, schedulerConfig as Record<string, unknown>);
+    return new Pipeline(dir, unet, schedulerConfig as Record<string, unknown>, card);
   } catch (e) {
     unet.dispose();
     throw e;
