@@ -109,6 +109,13 @@ export interface NativeLangevinOptions {
   wantMean?: boolean;
 }
 
+/** A model's weights as stored (binding/weight_reader.h); synchronous, one tensor per read. */
+export interface NativeWeightReader {
+  shape(name: string): number[] | null;
+  read(name: string): Float32Array;
+  close(): void;
+}
+
 export interface NativeAddon {
   stepAffine(
     x: NativeTensor | null,
@@ -133,6 +140,7 @@ export interface NativeAddon {
     expectedWeights(config: object): WeightSpec[];
     expectedPlan(config: object): PlanDescription;
   };
+  NativeWeightReader: { open(weightFiles: string[]): NativeWeightReader };
   /** Writes the tensors of PyTorch checkpoints (shards of one state dict) to one safetensors file. */
   convertTorchBin(sources: string[], destination: string): Promise<{ tensors: number; bytes: number }>;
   setErrorClass(ctor: typeof FusediffError): void;

@@ -16,6 +16,7 @@ import { FusediffError, loadUNet, Tensor, type UNet } from '../lib/index.js';
 import { ensureDist } from './helpers/dist.js';
 import { maxAbsDiff } from './helpers/compare.js';
 import { DDPM_CIFAR10_32 } from './helpers/configs.js';
+import { makeModel, weightForms } from './helpers/checkpoints.js';
 import { rng, writeRandomModel } from './helpers/random-model.js';
 import { float32, numbers, readSafetensors } from './helpers/safetensors.js';
 
@@ -112,6 +113,37 @@ describe.each(readdirSync(MODELS).sort())('fixture %s exported to ONNX', (name) 
     expect(maxAbsDiff(theirs, numbers(io.get(`${set.prefix}out_f64`)!))).toBeLessThanOrEqual(set.tolerance);
   });
 });
+
+describe.each(['PyTorch .bin, legacy names, strided and shared storages', 'safetensors, legacy attention names', 'sharded PyTorch .bin'])(
+  'unet_basic stored as %s exported to ONNX',
+  (form) => {
+    it('onnxruntime matches the diffusers golden output (weights read as loading reads them)', async () => {
+      const unetDir = makeModel(path.join(tmp, form.replace(/\W+/g, '-')), 'model', weightForms[form].write);
+      const unet = await loadUNet(unetDir);
+      const file = path.join(tmp, `${path.basename(unetDir)}.onnx`);
+      try {
+        await unet.exportOnnx(file);
+      } finally {
+        unet.dispose();
+      }
+      const s = await session(file);
+      try {
+        const io = readSafetensors(path.join(MODELS, 'unet_basic', 'io.safetensors'));
+        const set = (JSON.parse(readFileSync(path.join(MODELS, 'unet_basic', 'cases.json'), 'utf8')) as { input_sets: InputSet[] }).input_sets[0];
+        const sample = io.get(`${set.prefix}sample`)!;
+        let timesteps = numbers(io.get(`${set.prefix}timestep`)!);
+        if (timesteps.length === 1) timesteps = new Array<number>(set.batch).fill(timesteps[0]);
+        const out = await s.run({
+          sample: new ort.Tensor('float32', float32(sample), sample.shape),
+          timestep: new ort.Tensor('float32', Float32Array.from(timesteps), [set.batch]),
+        });
+        expect(maxAbsDiff(out.out_sample.data as Float32Array, numbers(io.get(`${set.prefix}out_f64`)!))).toBeLessThanOrEqual(set.tolerance);
+      } finally {
+        await s.release();
+      }
+    });
+  },
+);
 
 describe('google/ddpm-cifar10-32 config, random weights, exported to ONNX', () => {
   it('onnxruntime matches fusediff at batch 2, 32 x 32, within 1e-4 relative', async () => {

@@ -9,6 +9,7 @@
 #include "binding/step_wrap.h"
 #include "binding/tensor_wrap.h"
 #include "binding/unet_wrap.h"
+#include "binding/weight_reader.h"
 
 namespace fusediff::binding {
 
@@ -24,6 +25,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setErrorClass", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { set_error_class(info); }));
   register_runtime(env, exports);
   register_checkpoint(env, exports);
+  register_weight_reader(env, exports);
   register_step(env, exports);
   register_bench_hook(env, exports);  // dev-only: npm run bench
   return exports;

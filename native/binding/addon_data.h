@@ -8,6 +8,7 @@ struct AddonData {
   Napi::FunctionReference error_class;
   Napi::FunctionReference tensor_class;
   Napi::FunctionReference unet_class;
+  Napi::FunctionReference weight_reader_class;
 };
 
 inline AddonData& addon_data(Napi::Env env) { return *env.GetInstanceData<AddonData>(); }

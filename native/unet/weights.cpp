@@ -60,21 +60,27 @@ std::shared_ptr<WeightFile> open_weight_file(const std::string& path) {
 
 FileWeights::FileWeights(std::vector<std::shared_ptr<WeightFile>> files) : files_(std::move(files)) {}
 
-std::vector<float> FileWeights::get(const std::string& name, const std::vector<int64_t>& shape) {
+FileWeights::Location FileWeights::find(const std::string& name) const {
   std::vector<std::string> names{name};
   for (std::string& legacy : legacy_weight_names(name)) names.push_back(std::move(legacy));
-  for (const std::string& candidate : names) {
-    for (const auto& file : files_) {
-      const std::vector<int64_t>* found = file->shape(candidate);
-      if (!found) continue;
-      if (*found != shape)
-        fail(ErrorCode::Shape, "weight '" + candidate + "' in " + file->path() + " has shape " + shape_to_string(*found) +
-                                   ", the config implies " + shape_to_string(shape));
-      return file->read_float32(candidate);
-    }
+  for (const std::string& candidate : names)
+    for (const auto& file : files_)
+      if (file->shape(candidate)) return {file.get(), candidate};
+  return {};
+}
+
+std::vector<float> FileWeights::get(const std::string& name, const std::vector<int64_t>& shape) {
+  const Location at = find(name);
+  if (at.file) {
+    const std::vector<int64_t>& found = *at.file->shape(at.stored_name);
+    if (found != shape)
+      fail(ErrorCode::Shape, "weight '" + at.stored_name + "' in " + at.file->path() + " has shape " + shape_to_string(found) +
+                                 ", the config implies " + shape_to_string(shape));
+    return at.file->read_float32(at.stored_name);
   }
   std::string legacy;
-  for (size_t i = 1; i < names.size(); ++i) legacy += (i == 1 ? " (nor under its legacy name '" : ", '") + names[i] + "'";
+  const std::vector<std::string> legacy_names = legacy_weight_names(name);
+  for (size_t i = 0; i < legacy_names.size(); ++i) legacy += (i == 0 ? " (nor under its legacy name '" : ", '") + legacy_names[i] + "'";
   if (!legacy.empty()) legacy += ")";
   fail(ErrorCode::Format, "weight '" + name + "' (shape " + shape_to_string(shape) + ") is missing from the model's weight file" +
                               (files_.size() > 1 ? "s" : "") + legacy + "; does config.json match the weights?");

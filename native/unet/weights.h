@@ -39,6 +39,15 @@ class FileWeights : public WeightSource {
   explicit FileWeights(std::vector<std::shared_ptr<WeightFile>> files);
   std::vector<float> get(const std::string& name, const std::vector<int64_t>& shape) override;
 
+  // Where the tensor `name` lives: the file and the name it has there (its diffusers name or
+  // a legacy one), or {nullptr, ""} when no file has it. For readers that want the original
+  // tensors (the ONNX exporter) rather than a plan.
+  struct Location {
+    const WeightFile* file = nullptr;
+    std::string stored_name;
+  };
+  Location find(const std::string& name) const;
+
  private:
   std::vector<std::shared_ptr<WeightFile>> files_;
 };
