@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -57,9 +58,18 @@ int physical_cores() {
 
 }  // namespace
 
+namespace {
+uint32_t generation_of(uint64_t claim) { return static_cast<uint32_t>(claim >> 32); }
+uint64_t claim_word(uint32_t generation, int chunks, int next) {
+  return (static_cast<uint64_t>(generation) << 32) | (static_cast<uint64_t>(chunks) << 16) | static_cast<uint64_t>(next);
+}
+}  // namespace
+
 ThreadPool::ThreadPool(int num_threads) {
   if (num_threads < 1) num_threads = 1;
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  // Chunk counts must fit the claim word's 16 bits.
+  if (num_threads > 65535 / kChunksPerThread) num_threads = 65535 / kChunksPerThread;
+  for (int i = 1; i < num_threads; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -71,31 +81,41 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::worker_loop(int index) {
-  // Generation 0 is the pool's state at construction; a region may start before this
-  // thread first runs, so the count must not be read here.
-  uint64_t seen = 0;
+void ThreadPool::run_chunks(uint32_t generation) {
+  uint64_t word = claim_.load(std::memory_order_acquire);
   for (;;) {
-    if (!spin_until([&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; })) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
-    }
-    if (stop_) return;
-    seen = generation_.load(std::memory_order_acquire);  // fn_ and n_ were written before it
+    const int chunks = static_cast<int>((word >> 16) & 0xffff), next = static_cast<int>(word & 0xffff);
+    if (generation_of(word) != generation || next >= chunks) return;
+    // A successful claim also makes fn_ and n_ of this region visible (they were written
+    // before the region's word was released), and the region cannot end before this chunk does.
+    if (!claim_.compare_exchange_weak(word, word + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
     int64_t begin, end;
-    chunk(n_, num_threads(), index, &begin, &end);
-    if (begin < end) {
-      try {
-        (*fn_)(begin, end);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        if (!error_) error_ = std::current_exception();
-      }
+    chunk(n_, chunks, next, &begin, &end);
+    try {
+      (*fn_)(begin, end);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!error_) error_ = std::current_exception();
     }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (chunks_done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
       std::lock_guard<std::mutex> lock(mutex_);
       done_.notify_one();
     }
+    word = claim_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::worker_loop() {
+  uint32_t seen = 0;  // generation 0 is the pool's state at construction: no region
+  for (;;) {
+    auto started = [&] { return stop_.load() || generation_of(claim_.load(std::memory_order_acquire)) != seen; };
+    if (!spin_until(started)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, started);
+    }
+    if (stop_) return;
+    seen = generation_of(claim_.load(std::memory_order_acquire));
+    run_chunks(seen);
   }
 }
 
@@ -106,30 +126,28 @@ void ThreadPool::parallel_for(int64_t n, const RangeFn& fn) {
     return;
   }
   std::lock_guard<std::mutex> region(region_mutex_);
+  const int chunks = static_cast<int>(std::min<int64_t>(n, static_cast<int64_t>(num_threads()) * kChunksPerThread));
+  uint32_t generation;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     fn_ = &fn;
     n_ = n;
     error_ = nullptr;
-    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    chunks_done_.store(0, std::memory_order_relaxed);
+    generation = generation_of(claim_.load(std::memory_order_relaxed)) + 1;
+    if (generation == 0) generation = 1;  // 0 means "no region" to a new worker
+    claim_.store(claim_word(generation, chunks, 0), std::memory_order_release);
   }
   wake_.notify_all();
-  int64_t begin, end;
-  chunk(n, num_threads(), 0, &begin, &end);
-  std::exception_ptr err;
-  try {
-    if (begin < end) fn(begin, end);
-  } catch (...) {
-    err = std::current_exception();
-  }
-  if (!spin_until([&] { return pending_.load(std::memory_order_acquire) == 0; })) {
+  run_chunks(generation);
+  auto finished = [&] { return chunks_done_.load(std::memory_order_acquire) == chunks; };
+  if (!spin_until(finished)) {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_.load() == 0; });
+    done_.wait(lock, finished);
   }
   std::lock_guard<std::mutex> lock(mutex_);
   fn_ = nullptr;
-  if (!err) err = error_;
+  std::exception_ptr err = error_;
   error_ = nullptr;
   if (err) std::rethrow_exception(err);
 }

@@ -1,6 +1,11 @@
 // The thread pool: every index runs exactly once, regions start right after construction,
-// exceptions reach the caller, concurrent callers are serialised, and pools come and go.
+// chunks are fixed, a stalled worker does not hold the caller up, exceptions reach the
+// caller, concurrent callers are serialised, and pools come and go.
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <set>
+#include <utility>
 #include <stdexcept>
 #include <thread>
 #include <vector>
@@ -21,6 +26,49 @@ TEST_CASE("thread pool: each index once, across many short regions") {
       });
       for (auto& h : hits) CHECK_EQ(h.load(), 1);
     }
+  }
+}
+
+TEST_CASE("thread pool: chunk boundaries depend only on the range and the thread count") {
+  ThreadPool pool(2);
+  std::set<std::pair<int64_t, int64_t>> first;
+  for (int region = 0; region < 200; ++region) {
+    std::mutex m;
+    std::set<std::pair<int64_t, int64_t>> ranges;
+    pool.parallel_for(1000, [&](int64_t b, int64_t e) {
+      std::lock_guard<std::mutex> lock(m);
+      ranges.insert({b, e});
+    });
+    CHECK_EQ(ranges.size(), size_t{2 * ThreadPool::kChunksPerThread});
+    if (region == 0) first = ranges;
+    CHECK(ranges == first);
+  }
+}
+
+TEST_CASE("thread pool: the caller runs the chunks a stalled worker has not claimed") {
+  // A worker's first chunk blocks until the caller has run every other chunk. If the caller
+  // waited for the worker (a static split), this would never finish; the timeout turns
+  // that into a failure instead of a hang.
+  ThreadPool pool(2);
+  const int chunks = 2 * ThreadPool::kChunksPerThread;
+  for (int region = 0; region < 50; ++region) {
+    const std::thread::id caller = std::this_thread::get_id();
+    std::atomic<int> by_caller{0};
+    std::atomic<bool> timed_out{false};
+    pool.parallel_for(chunks, [&](int64_t b, int64_t e) {
+      if (std::this_thread::get_id() == caller) {
+        by_caller += static_cast<int>(e - b);
+        return;
+      }
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+      while (by_caller.load() < chunks - 1)
+        if (std::chrono::steady_clock::now() > deadline) {
+          timed_out = true;
+          return;
+        }
+    });
+    CHECK(!timed_out.load());
+    CHECK(by_caller.load() >= chunks - 1);
   }
 }
 
