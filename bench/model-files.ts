@@ -18,23 +18,33 @@ export interface ModelFiles {
   onnx: string;
 }
 
+/** The model's folder: a shipped one, or its generated weights under bench/.weights/. */
 export function modelDir(model: BenchModel): string {
-  return path.join(WEIGHTS_DIR, model.id);
+  return model.folder ?? path.join(WEIGHTS_DIR, model.id);
+}
+
+/** Its ONNX export, always under bench/.weights/. */
+export function onnxFile(model: BenchModel): string {
+  return path.join(WEIGHTS_DIR, model.id, 'model.onnx');
 }
 
 export async function prepareModel(model: BenchModel, log: (line: string) => void): Promise<ModelFiles> {
   const dir = modelDir(model);
-  const stampFile = path.join(dir, 'stamp.json');
-  const stamp = JSON.stringify({ generator: 'test/helpers/random-model.ts', seed: model.seed, config: model.config });
-  const weights = path.join(dir, 'diffusion_pytorch_model.safetensors');
-  if (!existsSync(weights) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
-    log(`generating ${model.hub} weights (seed ${model.seed}) in ${path.relative(process.cwd(), dir)}`);
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    writeRandomModel(dir, model.config, model.seed);
-    writeFileSync(stampFile, stamp);
+  if (model.generate) {
+    const { config, seed } = model.generate;
+    const stampFile = path.join(dir, 'stamp.json');
+    const stamp = JSON.stringify({ generator: 'test/helpers/random-model.ts', seed, config });
+    const weights = path.join(dir, 'diffusion_pytorch_model.safetensors');
+    if (!existsSync(weights) || !existsSync(stampFile) || readFileSync(stampFile, 'utf8') !== stamp) {
+      log(`generating ${model.hub} weights (seed ${seed}) in ${path.relative(process.cwd(), dir)}`);
+      rmSync(dir, { recursive: true, force: true });
+      mkdirSync(dir, { recursive: true });
+      writeRandomModel(dir, config, seed);
+      writeFileSync(stampFile, stamp);
+    }
   }
-  const onnx = path.join(dir, 'model.onnx');
+  const onnx = onnxFile(model);
+  mkdirSync(path.dirname(onnx), { recursive: true });
   const t0 = performance.now();
   const unet = await loadUNet(dir);
   try {

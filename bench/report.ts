@@ -44,7 +44,7 @@ export function forwardTable(results: readonly CaseResult[], env: Environment): 
     'RSS MB ours / ORT / peak',
   ];
   const rows = results.map((r) => [
-    `${r.id} (${r.hub}, ${r.batch}x3x${r.size}x${r.size}), n=${r.ours.times.length}`,
+    `${r.id} (${r.hub}, ${r.batch}x${r.channels}x${r.size}x${r.size}), n=${r.ours.times.length}`,
     (r.flops / 1e9).toFixed(1),
     `${ms(r.ours.medianSeconds)} [${ms(r.ours.q1Seconds)}-${ms(r.ours.q3Seconds)}]`,
     `${ms(r.ort.medianSeconds)} [${ms(r.ort.q1Seconds)}-${ms(r.ort.q3Seconds)}]`,

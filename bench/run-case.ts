@@ -12,7 +12,7 @@ import { benchConvLayer, type LayerResult } from './conv-layers.js';
 import { convTimeSum } from './conv-sum.js';
 import { countFlops } from './flops.js';
 import { alternate, LoopLagMonitor, median, quantile } from './measure.js';
-import { modelDir, WEIGHTS_DIR } from './model-files.js';
+import { modelDir, onnxFile, WEIGHTS_DIR } from './model-files.js';
 import { createSession, ort } from './ort-session.js';
 
 export interface RuntimeResult {
@@ -32,6 +32,7 @@ export interface CaseResult {
   hub: string;
   batch: number;
   size: number;
+  channels: number;
   threads: number;
   kernels: string;
   flops: number;
@@ -80,7 +81,7 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
   const log = options.log;
   const dir = modelDir(model);
   const threads = runtimeInfo().threads;
-  const shape = [batch, 3, model.size, model.size];
+  const shape = [batch, model.channels, model.size, model.size];
   const random = rng(42);
   const input = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 2 * random() - 1);
   const timesteps = new Array<number>(batch).fill(model.timestep);
@@ -99,7 +100,7 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
   await ours();
   const rss1 = process.memoryUsage().rss;
 
-  const session = await createSession(path.join(dir, 'model.onnx'), threads);
+  const session = await createSession(onnxFile(model), threads);
   const feeds: Record<string, ort.Tensor> = {
     sample: new ort.Tensor('float32', input, shape),
     timestep: new ort.Tensor('float32', Float32Array.from(timesteps), [batch]),
@@ -160,6 +161,7 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
     hub: model.hub,
     batch,
     size: model.size,
+    channels: model.channels,
     threads,
     kernels,
     flops: flops.total,
