@@ -57,7 +57,7 @@ def parse_args():
     p.add_argument("--retime-steps", type=int, default=300)
     p.add_argument("--max-steps", type=int, default=2000, help="re-timing plus distillation steps")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--grad-clip", type=float, default=1.0)
     p.add_argument("--num-boundaries", type=int, default=18, help="N of the Karras grid")
     p.add_argument("--guidance-scale", type=float, default=2.0)
