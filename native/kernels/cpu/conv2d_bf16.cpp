@@ -8,6 +8,7 @@
 // lowp_dot.h (bf16 widened to float32, exact products, float32 sums). The reference
 // (reference/conv2d_lowp.cpp) sums in another order: results agree to float32 rounding.
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/conv2d_lowp.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -36,8 +37,9 @@ void conv2d_bf16(const Conv2dParams& p, const float* x, const PackedConv& w, con
     fail(ErrorCode::Internal, "conv2d_bf16: weights do not match the convolution");
   lowp::check_geometry(p);
   uint32_t* xb = static_cast<uint32_t*>(scratch);
+  const std::vector<uint16_t> zeros(p.batch, 0);
   lowp::prepare(
-      p, x, 2, 0,
+      p, x, 2, zeros.data(),
       [](const float* src, int count, int, uint8_t* dst) {
         for (int c = 0; c < count; ++c) {
           uint32_t bits;

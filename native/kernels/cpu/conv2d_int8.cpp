@@ -1,17 +1,22 @@
 // INT8 convolution: dynamically quantized activations x int8 weights, int32 accumulation.
 //
-// Per image n (the definition is in reference/conv2d_lowp.cpp):
-//   mx  = max |x[n, ...]|,  sx = mx / 127,  inv = 127 / mx         (per tensor, per image)
-//   xq  = clamp(round_half_even(x * inv), -127, 127), stored as the byte xq + kZero
+// Per image n (the definition is in reference/conv2d_lowp.cpp): asymmetric, per tensor,
+//   lo  = min(0, min x[n, ...]),  hi = max(0, max x[n, ...])
+//   sx  = (hi - lo) / 254,  inv = 254 / (hi - lo),  z = -127 - round(lo * inv)
+//   xq  = clamp(round_half_even(x * inv) + z, -127, 127), stored as the byte xq + kZero;
+//         0 is exactly z (so the zero padding is the byte z + kZero)
 //   acc = sum over taps and input channels of byte(xq) * q[co]     (lowp_dot.h, exact int32)
-//       - kZero * sum(q[co])                                          (zero point, precomputed)
+//       - (kZero + z) * sum(q[co])                                    (sum(q) precomputed)
 //   y   = (float(acc) * (sx * scale[co]) + bias + time-embedding + residual) * output_scale
-// Two passes: the per-image max-abs (per-row partials, reduced in row order), then the
-// quantization into the halo'd scratch copy (conv2d_lowp.h), then the implicit GEMM whose
-// epilogue dequantizes and applies the float epilogue before the single store. Integer
-// sums are exact, so every ISA gives bit-for-bit the reference's result.
+// Asymmetric because most conv inputs are SiLU outputs, in [-0.28, max]: a symmetric scale
+// would leave half of the 255 levels unused. Passes: the per-image min / max (per-row
+// partials, reduced in row order), the quantization into the halo'd scratch copy
+// (conv2d_lowp.h), then the implicit GEMM whose epilogue dequantizes and applies the float
+// epilogue before the single store. Integer sums are exact, so every ISA gives the
+// reference's result up to the float epilogue's rounding.
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/conv2d_lowp.h"
 #include "kernels/cpu/cpu_kernels.h"
@@ -21,9 +26,9 @@ namespace fusediff::kernels::FUSEDIFF_ISA {
 using lowp::Int8;
 
 namespace {
-// Header of the scratch: sx[batch], then per input row its max-abs and NaN probe.
+// Header of the scratch: sx[batch], then per input row its min, max and NaN probe.
 int64_t header_bytes(const Conv2dParams& p) {
-  return lowp::align64((static_cast<int64_t>(p.batch) + 2 * static_cast<int64_t>(p.batch) * p.in_h) * 4);
+  return lowp::align64((static_cast<int64_t>(p.batch) + 3 * static_cast<int64_t>(p.batch) * p.in_h) * 4);
 }
 }  // namespace
 
@@ -57,7 +62,8 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
     fail(ErrorCode::Internal, "conv2d_int8: weights do not match the convolution");
   lowp::check_geometry(p);
   float* sx = static_cast<float*>(scratch);
-  float* row_max = sx + p.batch;
+  float* row_min = sx + p.batch;
+  float* row_max = row_min + static_cast<int64_t>(p.batch) * p.in_h;
   float* row_nan = row_max + static_cast<int64_t>(p.batch) * p.in_h;
   uint32_t* xq = reinterpret_cast<uint32_t*>(static_cast<uint8_t*>(scratch) + header_bytes(p));
 
@@ -65,52 +71,60 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
   pool.parallel_for(static_cast<int64_t>(p.batch) * p.in_h, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* src = x + r * row_len;
-      vec m = vec{}, probe = vec{};
+      vec lo = vec{}, hi = vec{}, probe = vec{};
       int64_t i = 0;
       for (; i + kVec <= row_len; i += kVec) {
         const vec v = load(src + i);
-        const vec a = v < 0.0f ? -v : v;
-        m = a > m ? a : m;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
         probe += v * 0.0f;
       }
-      float ms = hmax(m), ps = hsum(probe);
+      float l = -hmax(-lo), h = hmax(hi), ps = hsum(probe);
       for (; i < row_len; ++i) {
-        ms = std::fmax(ms, std::fabs(src[i]));
+        l = std::fmin(l, src[i]);
+        h = std::fmax(h, src[i]);
         ps += src[i] * 0.0f;
       }
-      row_max[r] = ms;
+      row_min[r] = l;
+      row_max[r] = h;
       row_nan[r] = ps;
     }
   });
   std::vector<float> inv(p.batch);
+  std::vector<int32_t> z(p.batch);
+  std::vector<uint16_t> zero_bytes(p.batch);
   for (int n = 0; n < p.batch; ++n) {
-    float m = 0.0f, probe = 0.0f;
+    float lo = 0.0f, hi = 0.0f, probe = 0.0f;
     for (int r = 0; r < p.in_h; ++r) {
-      m = std::fmax(m, row_max[n * p.in_h + r]);
+      lo = std::fmin(lo, row_min[n * p.in_h + r]);
+      hi = std::fmax(hi, row_max[n * p.in_h + r]);
       probe += row_nan[n * p.in_h + r];
     }
-    inv[n] = m > 0.0f ? 127.0f / m : 1.0f;
-    sx[n] = (m > 0.0f ? m / 127.0f : 1.0f) + probe;
+    const float range = hi - lo;
+    inv[n] = range > 0.0f && std::isfinite(range) ? 254.0f / range : 1.0f;
+    sx[n] = (range > 0.0f ? range / 254.0f : 1.0f) + probe;
+    z[n] = -127 - static_cast<int32_t>(std::nearbyint(lo * inv[n]));
+    zero_bytes[n] = static_cast<uint16_t>(z[n] + Int8::kZero);
   }
 
   lowp::prepare(
-      p, x, 1, Int8::kZero,
+      p, x, 1, zero_bytes.data(),
       [&](const float* src, int count, int n, uint8_t* dst) {
-        const float s = inv[n];
+        const float s = inv[n], zf = static_cast<float>(z[n]);
         for (int c = 0; c < count; ++c) {
           float t = src[c] * s;
+          t = (t + 12582912.0f) - 12582912.0f;  // round half to even (|t| < 2^22)
+          t += zf;
           t = t > -127.0f ? t : -127.0f;  // NaN (only with a non-finite image, whose sx is NaN) -> -127
           t = t < 127.0f ? t : 127.0f;
-          t = (t + 12582912.0f) - 12582912.0f;  // round half to even (|t| < 2^22)
           dst[c] = static_cast<uint8_t>(static_cast<int32_t>(t) + Int8::kZero);
         }
       },
       xq, pool);
 
   const lowp::Prepared in{xq, p.in_h + 2, p.in_w + 2, (p.in_c + 3) / 4};
-  const int32_t zero = Int8::kZero;
   auto dequant = [&](int32_t acc, int n, int co) {
-    return static_cast<float>(acc - zero * w.wsum[co]) * (sx[n] * w.scale[co]);
+    return static_cast<float>(acc - (Int8::kZero + z[n]) * w.wsum[co]) * (sx[n] * w.scale[co]);
   };
   lowp::run_conv<Int8>(p, in, w, e, dequant, y, pool);
 }

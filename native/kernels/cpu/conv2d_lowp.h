@@ -56,15 +56,15 @@ inline void check_geometry(const Conv2dParams& p) {
 }
 
 // Fills the prepared copy of x. convert(src, count, dst_bytes) writes count converted
-// channels; `zero` is the element that means 0, `elem` its size (1 or 2 bytes).
+// channels; zero[n] is the element that means 0 in image n, `elem` its size (1 or 2 bytes).
 template <typename Convert>
-void prepare(const Conv2dParams& p, const float* x, int elem, uint16_t zero, const Convert& convert, uint32_t* out,
-             ThreadPool& pool) {
+void prepare(const Conv2dParams& p, const float* x, int elem, const uint16_t* zeros, const Convert& convert,
+             uint32_t* out, ThreadPool& pool) {
   const int per_group = 4 / elem;
   const int groups = (p.in_c + per_group - 1) / per_group;
   const int hp = p.in_h + 2, wp = p.in_w + 2;
   const int64_t pixel_bytes = static_cast<int64_t>(groups) * 4;
-  auto fill_zero = [&](uint8_t* dst, int64_t elems) {
+  auto fill_zero = [&](uint8_t* dst, int64_t elems, uint16_t zero) {
     if (elem == 1) {
       std::memset(dst, zero, static_cast<size_t>(elems));
     } else {
@@ -74,11 +74,12 @@ void prepare(const Conv2dParams& p, const float* x, int elem, uint16_t zero, con
   pool.parallel_for(static_cast<int64_t>(p.batch) * hp, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int n = static_cast<int>(item / hp), hy = static_cast<int>(item % hp);
+      const uint16_t zero = zeros[n];
       uint8_t* row = reinterpret_cast<uint8_t*>(out) + item * wp * pixel_bytes;
       int iy = hy - 1;
       if (p.circular) iy = (iy % p.in_h + p.in_h) % p.in_h;
       if (iy < 0 || iy >= p.in_h) {
-        fill_zero(row, wp * pixel_bytes / elem);
+        fill_zero(row, wp * pixel_bytes / elem, zero);
         continue;
       }
       const float* src = x + (static_cast<int64_t>(n) * p.in_h + iy) * p.in_w * p.in_c;
@@ -87,11 +88,11 @@ void prepare(const Conv2dParams& p, const float* x, int elem, uint16_t zero, con
         int ix = hx - 1;
         if (p.circular) ix = (ix % p.in_w + p.in_w) % p.in_w;
         if (ix < 0 || ix >= p.in_w) {
-          fill_zero(dst, pixel_bytes / elem);
+          fill_zero(dst, pixel_bytes / elem, zero);
           continue;
         }
         convert(src + static_cast<int64_t>(ix) * p.in_c, p.in_c, n, dst);
-        fill_zero(dst + static_cast<int64_t>(p.in_c) * elem, pixel_bytes / elem - p.in_c);
+        fill_zero(dst + static_cast<int64_t>(p.in_c) * elem, pixel_bytes / elem - p.in_c, zero);
       }
     }
   });

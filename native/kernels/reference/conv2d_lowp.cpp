@@ -1,11 +1,12 @@
 // Reference int8 and bfloat16 convolutions: the definitions in kernels.h written as plainly as
 // possible, the oracle of the fast kernels in cpu/conv2d_int8.cpp and cpu/conv2d_bf16.cpp.
 //
-// INT8 (per image n):
-//   mx    = max |x[n, ...]|                       (over the whole image: per-tensor, per-image)
-//   sx    = mx / 127,  inv = 127 / mx             (sx = 1, inv = 1 when the image is all zero)
-//   xq    = clamp(round_half_even(x * inv), -127, 127)
-//   acc   = sum_{ky,kx,ci} xq[n, iy, ix, ci] * q[co, ci, ky, kx]      (exact, int32)
+// INT8 (per image n; asymmetric, over the whole image: per-tensor, per-image):
+//   lo    = min(0, min x[n, ...]),  hi = max(0, max x[n, ...])
+//   sx    = (hi - lo) / 254,  inv = 254 / (hi - lo)   (sx = 1, inv = 1 when the image is all zero)
+//   z     = -127 - round_half_even(lo * inv)          (the integer that stands for 0)
+//   xq    = clamp(round_half_even(x * inv) + z, -127, 127)
+//   acc   = sum_{ky,kx,ci} (xq[n, iy, ix, ci] - z) * q[co, ci, ky, kx]   (exact, int32; padding is 0)
 //   y     = (float(acc) * (sx * scale[co]) + bias + batch_bias + residual) * output_scale
 // A non-finite value in the image makes sx NaN, so the whole image's output is NaN, as the
 // float convolution's would (mostly) be, rather than silently wrong numbers.
@@ -102,19 +103,22 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
   std::vector<int32_t> xq(static_cast<size_t>(image * p.batch));
   std::vector<float> sx(p.batch);
   for (int n = 0; n < p.batch; ++n) {
-    float m = 0.0f, nan_probe = 0.0f;
+    float lo = 0.0f, hi = 0.0f, nan_probe = 0.0f;
     for (int64_t i = 0; i < image; ++i) {
       const float v = x[n * image + i];
-      m = std::fmax(m, std::fabs(v));
+      lo = std::fmin(lo, v);
+      hi = std::fmax(hi, v);
       nan_probe += v * 0.0f;  // NaN if any value is NaN or infinite
     }
-    const float inv = m > 0.0f ? 127.0f / m : 1.0f;
-    sx[n] = (m > 0.0f ? m / 127.0f : 1.0f) + nan_probe;
+    const float range = hi - lo;
+    const float inv = range > 0.0f && std::isfinite(range) ? 254.0f / range : 1.0f;
+    sx[n] = (range > 0.0f ? range / 254.0f : 1.0f) + nan_probe;
+    const int32_t z = -127 - static_cast<int32_t>(std::nearbyint(lo * inv));
     for (int64_t i = 0; i < image; ++i) {
-      float r = std::nearbyint(x[n * image + i] * inv);
+      float r = std::nearbyint(x[n * image + i] * inv) + static_cast<float>(z);
       r = r > -127.0f ? r : -127.0f;  // NaN -> -127 (the image's sx is NaN then)
       r = r < 127.0f ? r : 127.0f;
-      xq[n * image + i] = static_cast<int32_t>(r);
+      xq[n * image + i] = static_cast<int32_t>(r) - z;
     }
   }
   const int32_t* wq = static_cast<const int32_t*>(w.data.data());
