@@ -9,7 +9,7 @@
  * and everything else (float layers, biases, norms, embeddings) as F32; its config.json has
  *   "quantization": { "format": "fusediff-int8", "version": 1,
  *                     "weights": "per-output-channel symmetric int8",
- *                     "activations": "dynamic per-image symmetric int8 (max-abs), int32 accumulation",
+ *                     "activations": "dynamic per-image per-tensor asymmetric int8 (min/max), int32 accumulation",
  *                     "float_layers": [ ...layers kept float... ] }
  *
  * Policy (defaultFloatLayers): conv_in (3 input channels: few FLOPs, and the raw noise is the
@@ -28,7 +28,7 @@ import type { UNet2DConfig } from './config.js';
 export const QUANTIZATION_FORMAT = 'fusediff-int8';
 export const QUANTIZATION_VERSION = 1;
 export const WEIGHT_SCHEME = 'per-output-channel symmetric int8';
-export const ACTIVATION_SCHEME = 'dynamic per-image symmetric int8 (max-abs), int32 accumulation';
+export const ACTIVATION_SCHEME = 'dynamic per-image per-tensor asymmetric int8 (min/max), int32 accumulation';
 
 export interface QuantizationEntry {
   format: typeof QUANTIZATION_FORMAT;
