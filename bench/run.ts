@@ -10,6 +10,7 @@
  *   BENCH_CASES=a,b       same as naming cases on the command line (ids or prefixes:
  *                         cifar10-32-b1, cifar10-32-b8, cd-imagenet64-b1; "cifar" = both cifar)
  *   BENCH_PEAK_GFLOPS     FP32 peak for the % columns (default: threads x 3.6 GHz x 32 FLOP/cycle, Zen 4)
+ *   BENCH_LOWP=0          skip the INT8 / BF16 rows (bench/lowp-case.ts)
  *   BENCH_OUT             results file (default bench/results.md for a full run, else bench/results-partial.md)
  *
  * The parent prepares model files (bench/.weights/) and runs each case in a child process,
@@ -26,6 +27,7 @@ import { prepareModel } from './model-files.js';
 import { ortVersion } from './ort-session.js';
 import { forwardTable, layerTable, markdownTable, resultsMarkdown, type Environment } from './report.js';
 import { runCase, type CaseOptions, type CaseResult } from './run-case.js';
+import { lowpMarkdown, prepareInt8Folder, runInt8Folder, runLowpCase, type Int8FolderResult, type LowpResult } from './lowp-case.js';
 
 const RESULT_MARKER = '@@bench-result ';
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
@@ -81,27 +83,29 @@ function commit(): string {
   }
 }
 
-async function runChild(c: BenchCase): Promise<CaseResult> {
+async function runChild<T = CaseResult>(c: BenchCase, mode = '--child'): Promise<T> {
   const script = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, '--child', c.id], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, mode, c.id], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith(RESULT_MARKER));
       if (code !== 0 || !line) reject(new Error(`case ${c.id} failed (exit ${code})`));
-      else resolve(JSON.parse(line.slice(RESULT_MARKER.length)) as CaseResult);
+      else resolve(JSON.parse(line.slice(RESULT_MARKER.length)) as T);
     });
   });
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  if (args[0] === '--child') {
+  if (args[0] === '--child' || args[0] === '--lowp-child' || args[0] === '--int8-folder-child') {
     const c = CASES.find((k) => k.id === args[1]);
     if (!c) throw new Error(`unknown case ${args[1]}`);
-    const result = await runCase(c, caseOptions(c));
+    const o = caseOptions(c);
+    const result =
+      args[0] === '--child' ? await runCase(c, o) : args[0] === '--lowp-child' ? await runLowpCase(c, o.warmup, o.runs) : await runInt8Folder(c);
     process.stdout.write(`${RESULT_MARKER}${JSON.stringify(result)}\n`);
     return;
   }
@@ -114,6 +118,17 @@ async function main(): Promise<void> {
 
   const results: CaseResult[] = [];
   for (const c of cases) results.push(await runChild(c));
+  // INT8 / BF16 rows (BENCH_LOWP=0 skips them).
+  const lowp: LowpResult[] = [];
+  const folders: Int8FolderResult[] = [];
+  if (process.env.BENCH_LOWP !== '0') {
+    for (const c of cases) {
+      log(`${c.id}: float32 / int8 / bf16 / ORT, rotating order`);
+      lowp.push(await runChild<LowpResult>(c, '--lowp-child'));
+      await prepareInt8Folder(c);
+      folders.push(await runChild<Int8FolderResult>(c, '--int8-folder-child'));
+    }
+  }
 
   const threads = info.threads;
   const env: Environment = {
@@ -143,10 +158,12 @@ async function main(): Promise<void> {
   );
   console.log(markdownTable(forwardTable(results, env)));
   if (results.some((r) => r.layers.length)) console.log(`\n${markdownTable(layerTable(results, env))}`);
+  const lowpTable = lowp.length ? `\n## INT8 and BF16 (${lowp[0].lowpKernels} kernels)\n\n${lowpMarkdown(lowp, folders)}\n` : '';
+  if (lowpTable) console.log(lowpTable);
 
   const full = cases.length === CASES.length && !env.quick && results.every((r) => r.ours.times.length >= 10);
   const out = process.env.BENCH_OUT ?? path.join('bench', full ? 'results.md' : 'results-partial.md');
-  writeFileSync(out, resultsMarkdown(results, env));
+  writeFileSync(out, resultsMarkdown(results, env) + lowpTable);
   console.log(`\nwrote ${out}`);
 }
 

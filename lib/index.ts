@@ -2,12 +2,27 @@ export { FusediffError, type FusediffErrorCode } from './errors.js';
 export { Tensor } from './tensor.js';
 export { UNet, opFlops, type ForwardOptions, type UNetInfo, type ForwardProfile, type OpProfile } from './unet/unet.js';
 export { loadUNet, expectedWeights, expectedPlan, type LoadUNetOptions } from './unet/load.js';
+export {
+  quantizeUNet,
+  QUANTIZED_WEIGHTS_FILE,
+  type QuantizeOptions,
+  type QuantizeResult,
+  type QuantizedLayerReport,
+  type CalibrationInput,
+} from './unet/quantize.js';
+export {
+  defaultFloatLayers,
+  parseQuantization,
+  QUANTIZATION_FORMAT,
+  QUANTIZATION_VERSION,
+  type QuantizationEntry,
+} from './unet/quantization.js';
 export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockType, type UpBlockType } from './unet/config.js';
 export { parsePythonJson } from './json.js';
 export { locateModel, findSchedulerConfig, type ModelLayout } from './checkpoint/layout.js';
 export { convertCheckpoint, type ConvertCheckpointOptions, type ConvertCheckpointResult } from './checkpoint/convert.js';
 export { memoryStats, runtimeInfo, setActivationMemoryLimit, setNumThreads } from './runtime.js';
-export type { WeightSpec, PlanDescription, PlanOp, PlanLinear } from './native.js';
+export type { WeightSpec, PlanDescription, PlanOp, PlanLinear, Precision } from './native.js';
 export { Generator, randn, randomSeed, MAX_SEED, type NoiseDraw } from './random.js';
 export { affineStep, langevinStep, concatBatch, type AffineStepArgs, type LangevinStepArgs, type Coefficient, type NoiseInput } from './step.js';
 export {

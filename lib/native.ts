@@ -15,9 +15,13 @@ export interface NativeTensor {
   disposed(): boolean;
 }
 
+export type Precision = 'float32' | 'int8' | 'bfloat16';
+
 export interface NativeUNetInfo {
   parameterCount: number;
   kernels: string;
+  lowpKernels: string;
+  opPrecisions: Record<Precision, number>;
   numDownsamples: number;
   timeEmbeddingDim: number;
   numOps: number;
@@ -27,10 +31,11 @@ export interface PlanLinear {
   sources: string[];
   in: number;
   out: number;
+  precision: Precision;
 }
 
 export type PlanOp =
-  | { op: 'conv'; sources: string[]; in: number; out: number; kernel: number; stride: number; pad: number; tembOffset: number; residual: number; outputScale: number }
+  | { op: 'conv'; sources: string[]; in: number; out: number; kernel: number; stride: number; pad: number; tembOffset: number; residual: number; outputScale: number; precision: Precision }
   | { op: 'groupnorm'; source: string; in: number; out: number; groups: number; eps: number; silu: boolean; scaleShiftOffset: number }
   | { op: 'attention'; in: number; out: number; heads: number }
   | { op: 'upsample2x' | 'avgpool2x2'; in: number; out: number }
@@ -136,7 +141,21 @@ export interface NativeAddon {
 
   NativeTensor: new (data?: Float32Array, shape?: number[]) => NativeTensor;
   NativeUNet: {
-    load(config: object, weightFiles: string[], kernels?: string): Promise<NativeUNet>;
+    load(
+      config: object,
+      weightFiles: string[],
+      kernels?: string,
+      precision?: { precision: Precision; floatLayers: string[]; quantizeFloatWeights: boolean },
+    ): Promise<NativeUNet>;
+    /** The conv and linear layers of a config, with the fused group each runs in. */
+    layers(config: object): { name: string; shape: number[]; group: string[] }[];
+    /** Writes a fusediff-int8 safetensors file (native/unet/quantize.h). */
+    quantize(
+      config: object,
+      weightFiles: string[],
+      destination: string,
+      floatLayers: string[],
+    ): Promise<{ layers: { name: string; int8: boolean; relativeError: number }[]; tensors: number; bytes: number }>;
     expectedWeights(config: object): WeightSpec[];
     expectedPlan(config: object): PlanDescription;
   };

@@ -151,9 +151,15 @@ describe('errors and help', () => {
     r = cli('generate', '--model', DDIM, '--device', 'cuda');
     expect(r.status).toBe(1);
     oneLine(r, 'E_BACKEND_UNAVAILABLE');
-    r = cli('generate', '--model', DDIM, '--int8');
+    r = cli('quantize', DDIM);
+    expect(r.status).toBe(2);
+    oneLine(r, 'E_ARGUMENT');
+    r = cli('quantize', path.join(tmp, 'nowhere'), path.join(tmp, 'q-nowhere'));
     expect(r.status).toBe(1);
-    oneLine(r, 'E_UNSUPPORTED');
+    oneLine(r, 'E_IO');
+    r = cli('quantize', DDIM, path.join(tmp, 'q-bad'), '--float', 'not_a_layer');
+    expect(r.status).toBe(1);
+    oneLine(r, 'E_ARGUMENT');
     r = cli('generate', '--model', path.join(tmp, 'nowhere'));
     expect(r.status).toBe(1);
     oneLine(r, 'E_IO');
@@ -175,13 +181,39 @@ describe('errors and help', () => {
     expect(top.status).toBe(0);
     for (const c of ['generate', 'info', 'bench']) expect(top.stdout).toContain(c);
     expect(top.stdout).toMatch(/export-onnx/);
-    expect(top.stdout).toMatch(/Not in this build yet: quantize/);
-    for (const c of ['generate', 'info', 'bench']) {
+    for (const c of ['generate', 'info', 'bench', 'quantize']) {
       const r = cli(c, '--help');
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(new RegExp(`^Usage: fusediff ${c}`));
       expect(r.stdout).toContain('--json');
     }
     expect(cli('generate', '--help').stdout).toMatch(/--grid FILE\.png/);
+  });
+});
+
+describe('quantize and --int8', () => {
+  it('writes an int8 pipeline folder that info describes and generate runs; --int8 quantizes on load', () => {
+    const out = path.join(tmp, 'cm-int8');
+    const q = cli('quantize', CM, out, '--json');
+    expect(q.status, q.stderr).toBe(0);
+    const summary = JSON.parse(q.stdout) as { int8Layers: number; floatLayers: string[] };
+    expect(summary.floatLayers).toEqual(['time_embedding.linear_1', 'time_embedding.linear_2', 'conv_in', 'conv_out']);
+    expect(summary.int8Layers).toBeGreaterThan(10);
+    const again = cli('quantize', CM, out);
+    expect(again.status).toBe(2); // not empty
+    const info = cli('info', out);
+    expect(info.status, info.stderr).toBe(0);
+    expect(info.stdout).toMatch(/precision\s+fusediff-int8 v1: \d+ int8 ops, 4 float32/);
+    const gen = (args: string[], dir: string) => {
+      const r = cli('generate', ...args, '--class', '2', '--seed', '3', '--out', dir, '--quiet');
+      expect(r.status, r.stderr).toBe(0);
+      return readFileSync(path.join(dir, 'image-3.png'));
+    };
+    const prequantized = gen(['--model', out], path.join(tmp, 'gen-q'));
+    const onLoad = gen(['--model', CM, '--int8'], path.join(tmp, 'gen-int8'));
+    const float = gen(['--model', CM], path.join(tmp, 'gen-f32'));
+    // The same int8 weights either way; float32 differs a little.
+    expect(decodePng(prequantized).data).toEqual(decodePng(onLoad).data);
+    expect(decodePng(prequantized).data).not.toEqual(decodePng(float).data);
   });
 });

@@ -63,6 +63,9 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
       },
       parameters: unet.info.parameterCount,
       kernels: unet.info.kernels,
+      dtype: unet.info.dtype,
+      quantization: unet.info.quantization,
+      opPrecisions: unet.info.opPrecisions,
       memory: { weightBytes, activationBytes, activationBatch: batch },
       ...(pipe
         ? {
@@ -89,6 +92,12 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
       ['weights', `${mib(weightBytes)} in memory`],
       ['activations', activationBytes === null ? 'unknown (no sample_size)' : `${mib(activationBytes)} per forward at batch ${batch}`],
       ['kernels', result.kernels],
+      [
+        'precision',
+        result.quantization
+          ? `${result.quantization.format} v${result.quantization.version}: ${result.opPrecisions.int8} int8 ops, ${result.opPrecisions.float32} float32 (${result.quantization.float_layers.join(', ') || 'none'})`
+          : result.dtype,
+      ],
     ];
     if (pipe) {
       const card = pipe.card;

@@ -10,9 +10,10 @@ import { convert } from './convert.js';
 import { exportOnnxCli } from './export-onnx.js';
 import { generate } from './generate.js';
 import { info } from './info.js';
+import { quantize } from './quantize.js';
 import { packageVersion } from './version.js';
 
-const COMMANDS: Command[] = [generate, info, bench, convert, exportOnnxCli];
+const COMMANDS: Command[] = [generate, info, bench, convert, exportOnnxCli, quantize];
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -25,7 +26,6 @@ function topHelp(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
     'Run "fusediff <command> --help" for a command\'s options; "fusediff --version" for the version.',
-    'Not in this build yet: quantize (it comes with INT8 inference).',
     '',
   ].join('\n');
 }

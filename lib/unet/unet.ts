@@ -3,10 +3,11 @@
  * model can serve many concurrent forwards (each takes its own activation arena).
  */
 import { FusediffError } from '../errors.js';
-import type { NativeForwardOptions, NativeUNet, PlanDescription, PlanOp } from '../native.js';
+import type { NativeForwardOptions, NativeUNet, PlanDescription, PlanOp, Precision } from '../native.js';
 import { exportUNetOnnx, type ExportOnnxOptions, type ExportOnnxResult } from '../onnx/export.js';
 import { Tensor } from '../tensor.js';
 import type { UNet2DConfig } from './config.js';
+import type { QuantizationEntry } from './quantization.js';
 
 export interface ForwardOptions {
   /**
@@ -26,6 +27,14 @@ export interface UNetInfo {
   parameterCount: number;
   /** The CPU kernel path in use: avx512, avx2, generic or reference. */
   kernels: string;
+  /** The int8/bf16 kernel path: avx512_bf16, avx512_vnni, avx512, avx2, generic or reference. */
+  lowpKernels: string;
+  /** The arithmetic of the conv and linear layers: 'float32', or 'int8' / 'bfloat16' for those the policy quantizes. */
+  dtype: Precision;
+  /** Conv ops and linear layers of the plan per precision (fused groups count once). */
+  opPrecisions: Record<Precision, number>;
+  /** The "quantization" entry of a quantized folder's config.json, else null. */
+  quantization: QuantizationEntry | null;
   /** Input height and width must be multiples of 2^numDownsamples. */
   numDownsamples: number;
   timeEmbeddingDim: number;
@@ -63,12 +72,19 @@ export class UNet {
   readonly weightFiles: readonly string[];
   /** @internal */
   handle: NativeUNet | null;
+  private readonly precision: { dtype: Precision; quantization: QuantizationEntry | null };
 
   /** @internal Use loadUNet(). */
-  constructor(config: UNet2DConfig, handle: NativeUNet, weightFiles: readonly string[]) {
+  constructor(
+    config: UNet2DConfig,
+    handle: NativeUNet,
+    weightFiles: readonly string[],
+    precision: { dtype: Precision; quantization: QuantizationEntry | null } = { dtype: 'float32', quantization: null },
+  ) {
     this.config = Object.freeze(config);
     this.handle = handle;
     this.weightFiles = Object.freeze([...weightFiles]);
+    this.precision = precision;
   }
 
   private native(): NativeUNet {
@@ -78,7 +94,16 @@ export class UNet {
 
   get info(): UNetInfo {
     const i = this.native().info();
-    return { parameterCount: i.parameterCount, kernels: i.kernels, numDownsamples: i.numDownsamples, timeEmbeddingDim: i.timeEmbeddingDim };
+    return {
+      parameterCount: i.parameterCount,
+      kernels: i.kernels,
+      lowpKernels: i.lowpKernels,
+      dtype: this.precision.dtype,
+      opPrecisions: { ...i.opPrecisions },
+      quantization: this.precision.quantization,
+      numDownsamples: i.numDownsamples,
+      timeEmbeddingDim: i.timeEmbeddingDim,
+    };
   }
 
   /**

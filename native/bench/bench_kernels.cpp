@@ -1,12 +1,13 @@
 // Micro-benchmark of the convolution kernels on the layers that dominate diffusion U-Nets
 // (PERFORMANCE.md): GFLOP/s per kernel table, median of repeated runs, against the peak the
 // caller states (FUSEDIFF_PEAK_GFLOPS, default 230 = 2 Zen 4 cores x 3.6 GHz x 32 FLOP/cycle).
-//   fusediff_bench_kernels [threads]
+//   fusediff_bench_kernels [threads]      (float32, int8 and bf16 columns)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -23,7 +24,7 @@ struct Layer {
   int batch, h, w, in_c, out_c, kernel, stride;
 };
 
-double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool) {
+double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Precision precision) {
   Conv2dParams p;
   p.batch = l.batch;
   p.in_h = l.h, p.in_w = l.w, p.in_c = l.in_c;
@@ -38,13 +39,27 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool) {
   for (float& v : x) v = d(gen);
   for (float& v : w) v = d(gen);
   PackedConv packed;
-  t.pack_conv(w.data(), l.out_c, l.in_c, l.kernel, &packed);
+  std::vector<int8_t> q(w.size());
+  std::vector<float> scale(l.out_c);
+  quantize_per_channel(w.data(), l.out_c, static_cast<int64_t>(l.in_c) * l.kernel * l.kernel, q.data(), scale.data());
+  if (precision == Precision::I8)
+    t.pack_conv_int8(q.data(), scale.data(), l.out_c, l.in_c, l.kernel, &packed);
+  else if (precision == Precision::BF16)
+    t.pack_conv_bf16(w.data(), l.out_c, l.in_c, l.kernel, &packed);
+  else
+    t.pack_conv(w.data(), l.out_c, l.in_c, l.kernel, &packed);
+  AlignedBuffer scratch(static_cast<size_t>(std::max<int64_t>(64, t.lowp_conv_scratch_bytes(p, precision))));
   ConvEpilogue e;
   e.bias = b.data();
   std::vector<double> times;
   for (int i = 0; i < 25; ++i) {
     auto start = std::chrono::steady_clock::now();
-    t.conv2d(p, x.data(), packed, e, y.data(), pool);
+    if (precision == Precision::I8)
+      t.conv2d_int8(p, x.data(), packed, e, y.data(), scratch.data(), pool);
+    else if (precision == Precision::BF16)
+      t.conv2d_bf16(p, x.data(), packed, e, y.data(), scratch.data(), pool);
+    else
+      t.conv2d(p, x.data(), packed, e, y.data(), pool);
     times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(times.begin(), times.end());
@@ -67,17 +82,35 @@ int main(int argc, char** argv) {
       {"3x3 128->128 32x32 b8", 8, 32, 32, 128, 128, 3, 1},
       {"1x1 256->768 16x16 b1", 1, 16, 16, 256, 768, 1, 1},
   };
+  // Columns: float32 per float table, then int8 and bf16 per low-precision table
+  // (FUSEDIFF_BENCH_FAST=1: only the best table of each). GFLOP/s counts 2 per multiply-add
+  // whatever the precision; the percentage is of the float32 peak.
+  struct Column {
+    const KernelTable* table;
+    Precision precision;
+    std::string label;
+  };
+  std::vector<Column> columns;
+  const bool fast = std::getenv("FUSEDIFF_BENCH_FAST") != nullptr;
+  const CpuFeatures& f = cpu_features();
   std::vector<const KernelTable*> tables{&kernels_by_name("generic")};
-  if (cpu_features().avx2) tables.push_back(&kernels_by_name("avx2"));
-  if (cpu_features().avx512) tables.push_back(&kernels_by_name("avx512"));
+  if (f.avx2) tables.push_back(&kernels_by_name("avx2"));
+  if (f.avx512) tables.push_back(&kernels_by_name("avx512"));
+  std::vector<const KernelTable*> lowp = tables;
+  if (f.avx512_vnni) lowp.push_back(&kernels_by_name("avx512_vnni"));
+  if (f.avx512_vnni && f.avx512_bf16) lowp.push_back(&kernels_by_name("avx512_bf16"));
+  if (fast) tables = {tables.back()}, lowp = {lowp.back()};
+  for (const KernelTable* t : tables) columns.push_back({t, Precision::F32, std::string(t->name) + " f32"});
+  for (const KernelTable* t : lowp) columns.push_back({t, Precision::I8, std::string(t->lowp_name) + " i8"});
+  for (const KernelTable* t : lowp) columns.push_back({t, Precision::BF16, std::string(t->lowp_name) + " bf16"});
   std::printf("threads %d, peak %.0f GFLOP/s\n%-26s", threads, peak, "layer");
-  for (const KernelTable* t : tables) std::printf(" %16s", t->name);
+  for (const Column& c : columns) std::printf(" %16s", c.label.c_str());
   std::printf("\n");
   for (const Layer& l : layers) {
     const double flop = 2.0 * l.batch * (l.h / l.stride) * (l.w / l.stride) * l.out_c * l.in_c * l.kernel * l.kernel;
     std::printf("%-26s", l.name);
-    for (const KernelTable* t : tables) {
-      const double gflops = flop / median_seconds(*t, l, pool) / 1e9;
+    for (const Column& c : columns) {
+      const double gflops = flop / median_seconds(*c.table, l, pool, c.precision) / 1e9;
       std::printf(" %7.1f (%4.0f%%)", gflops, 100 * gflops / peak);
     }
     std::printf("\n");

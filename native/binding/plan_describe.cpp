@@ -9,11 +9,21 @@ Napi::Array strings(Napi::Env env, const std::vector<std::string>& v) {
   return a;
 }
 
+const char* precision_name(kernels::Precision p) {
+  switch (p) {
+    case kernels::Precision::F32: return "float32";
+    case kernels::Precision::I8: return "int8";
+    case kernels::Precision::BF16: return "bfloat16";
+  }
+  return "?";
+}
+
 Napi::Object linear(Napi::Env env, const unet::Linear& l) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("sources", strings(env, l.sources));
   o.Set("in", l.in);
   o.Set("out", l.out);
+  o.Set("precision", precision_name(l.weight.precision));
   return o;
 }
 
@@ -30,6 +40,7 @@ Napi::Object op_object(Napi::Env env, const unet::Op& op) {
     o.Set("tembOffset", c->temb_offset);
     o.Set("residual", c->residual);
     o.Set("outputScale", c->output_scale);
+    o.Set("precision", precision_name(c->weight.precision));
   } else if (const auto* n = std::get_if<unet::NormOp>(&op)) {
     o.Set("op", "groupnorm");
     o.Set("source", n->source);

@@ -7,6 +7,7 @@
 #include "binding/plan_describe.h"
 #include "binding/tensor_wrap.h"
 #include "kernels/kernels.h"
+#include "unet/quantize.h"
 
 namespace fusediff::binding {
 
@@ -18,6 +19,18 @@ std::vector<T> optional_array(Napi::Env env, Napi::Value v, const char* what) {
   Array a = v.As<Array>();
   return std::vector<T>(a.Data(), a.Data() + a.ElementLength());
 }
+std::vector<std::string> string_array(Napi::Env env, Napi::Value v, const char* what) {
+  std::vector<std::string> out;
+  if (v.IsUndefined() || v.IsNull()) return out;
+  if (!v.IsArray()) throw make_error(env, "E_ARGUMENT", std::string(what) + " must be an array of strings");
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    if (!a.Get(i).IsString()) throw make_error(env, "E_ARGUMENT", std::string(what) + " must be an array of strings");
+    out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
 }  // namespace
 
 Napi::Function UNetWrap::define(Napi::Env env) {
@@ -25,6 +38,8 @@ Napi::Function UNetWrap::define(Napi::Env env) {
                      {StaticMethod<&UNetWrap::load>("load"),
                       StaticMethod<&UNetWrap::expected_weights>("expectedWeights"),
                       StaticMethod<&UNetWrap::expected_plan>("expectedPlan"),
+                      StaticMethod<&UNetWrap::layers>("layers"),
+                      StaticMethod<&UNetWrap::quantize>("quantize"),
                       InstanceMethod<&UNetWrap::forward>("forward"), InstanceMethod<&UNetWrap::info>("info"),
                       InstanceMethod<&UNetWrap::arena_bytes>("arenaBytes"),
                       InstanceMethod<&UNetWrap::describe>("describe"),
@@ -50,14 +65,31 @@ Napi::Value UNetWrap::load(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; i < a.Length(); ++i) paths.push_back(a.Get(i).ToString().Utf8Value());
     const kernels::KernelTable* table = info[2].IsString() ? &kernels::kernels_by_name(info[2].As<Napi::String>().Utf8Value())
                                                            : &kernels::select_kernels();
+    unet::PrecisionOptions precision;
+    if (info[3].IsObject()) {
+      Napi::Object o = info[3].As<Napi::Object>();
+      const Napi::Value mode = o.Get("precision");
+      if (mode.IsString()) {
+        const std::string m = mode.As<Napi::String>().Utf8Value();
+        if (m == "int8")
+          precision.mode = kernels::Precision::I8;
+        else if (m == "bfloat16")
+          precision.mode = kernels::Precision::BF16;
+        else if (m != "float32")
+          throw make_error(env, "E_ARGUMENT", "precision must be float32, int8 or bfloat16, got " + m);
+      }
+      precision.float_layers = string_array(env, o.Get("floatLayers"), "floatLayers");
+      const Napi::Value qf = o.Get("quantizeFloatWeights");
+      if (qf.IsBoolean()) precision.quantize_float_weights = qf.As<Napi::Boolean>().Value();
+    }
     auto result = std::make_shared<std::shared_ptr<unet::Executor>>();
     return Task::run(
         env,
-        [config, paths, table, result] {
+        [config, paths, table, precision, result] {
           std::vector<std::shared_ptr<unet::WeightFile>> files;
           for (const auto& p : paths) files.push_back(unet::open_weight_file(p));
           unet::FileWeights weights(std::move(files));
-          *result = std::make_shared<unet::Executor>(unet::build_plan(config, weights, *table));
+          *result = std::make_shared<unet::Executor>(unet::build_plan(config, weights, *table, false, precision));
         },
         [result](Napi::Env env) -> Napi::Value {
           Napi::Object obj = addon_data(env).unet_class.New({});
@@ -95,6 +127,62 @@ Napi::Value UNetWrap::expected_plan(const Napi::CallbackInfo& info) {
     unet::UNetConfig config = to_unet_config(env, info[0].As<Napi::Object>());
     unet::WeightRecorder recorder;
     return describe_plan(env, unet::build_plan(config, recorder, kernels::reference_kernels(), /*dry_run=*/true));
+  });
+}
+
+Napi::Value UNetWrap::layers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsObject()) throw make_error(env, "E_ARGUMENT", "layers expects a config object");
+    const std::vector<unet::LayerInfo> layers = unet::plan_layers(to_unet_config(env, info[0].As<Napi::Object>()));
+    Napi::Array out = Napi::Array::New(env, layers.size());
+    for (size_t i = 0; i < layers.size(); ++i) {
+      Napi::Object item = Napi::Object::New(env);
+      item.Set("name", layers[i].name);
+      Napi::Array shape = Napi::Array::New(env, layers[i].shape.size());
+      for (size_t j = 0; j < layers[i].shape.size(); ++j) shape.Set(static_cast<uint32_t>(j), static_cast<double>(layers[i].shape[j]));
+      item.Set("shape", shape);
+      Napi::Array group = Napi::Array::New(env, layers[i].group.size());
+      for (size_t j = 0; j < layers[i].group.size(); ++j) group.Set(static_cast<uint32_t>(j), layers[i].group[j]);
+      item.Set("group", group);
+      out.Set(static_cast<uint32_t>(i), item);
+    }
+    return out;
+  });
+}
+
+Napi::Value UNetWrap::quantize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!info[0].IsObject() || !info[1].IsArray() || !info[2].IsString())
+      throw make_error(env, "E_ARGUMENT", "quantize expects (config, weightFiles: string[], destination: string, floatLayers?: string[])");
+    unet::UNetConfig config = to_unet_config(env, info[0].As<Napi::Object>());
+    std::vector<std::string> paths = string_array(env, info[1], "weightFiles");
+    const std::string destination = info[2].As<Napi::String>().Utf8Value();
+    std::vector<std::string> float_layers = string_array(env, info[3], "floatLayers");
+    auto result = std::make_shared<unet::QuantizeResult>();
+    return Task::run(
+        env,
+        [config, paths, destination, float_layers, result] {
+          std::vector<std::shared_ptr<unet::WeightFile>> files;
+          for (const auto& p : paths) files.push_back(unet::open_weight_file(p));
+          *result = unet::write_quantized(config, std::move(files), destination, float_layers);
+        },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          Napi::Array layers = Napi::Array::New(env, result->layers.size());
+          for (size_t i = 0; i < result->layers.size(); ++i) {
+            Napi::Object l = Napi::Object::New(env);
+            l.Set("name", result->layers[i].name);
+            l.Set("int8", result->layers[i].int8);
+            l.Set("relativeError", result->layers[i].relative_error);
+            layers.Set(static_cast<uint32_t>(i), l);
+          }
+          out.Set("layers", layers);
+          out.Set("tensors", static_cast<double>(result->tensors));
+          out.Set("bytes", static_cast<double>(result->bytes));
+          return out;
+        });
   });
 }
 
@@ -146,6 +234,20 @@ Napi::Value UNetWrap::info(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("parameterCount", static_cast<double>(plan.parameter_count));
   out.Set("kernels", plan.kernels->name);
+  out.Set("lowpKernels", plan.kernels->lowp_name);
+  // Layers (ops and linear layers) per precision.
+  int counts[3] = {0, 0, 0};
+  auto count = [&](const kernels::PackedConv& w) { ++counts[static_cast<int>(w.precision)]; };
+  for (const unet::Op& op : plan.ops)
+    if (const auto* c = std::get_if<unet::ConvOp>(&op)) count(c->weight);
+  for (const unet::Linear* l : {&plan.time_linear_1, &plan.time_linear_2, &plan.temb_proj}) count(l->weight);
+  if (plan.config.class_embed_type == unet::ClassEmbed::Timestep)
+    for (const unet::Linear* l : {&plan.class_linear_1, &plan.class_linear_2}) count(l->weight);
+  Napi::Object precisions = Napi::Object::New(env);
+  precisions.Set("float32", counts[0]);
+  precisions.Set("int8", counts[1]);
+  precisions.Set("bfloat16", counts[2]);
+  out.Set("opPrecisions", precisions);
   out.Set("numDownsamples", plan.num_downsamples);
   out.Set("timeEmbeddingDim", plan.time_dim);
   out.Set("numOps", static_cast<double>(plan.ops.size()));

@@ -14,7 +14,8 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   explicit UNetWrap(const Napi::CallbackInfo& info);
 
  private:
-  // load(config, weightFiles: string[], kernels?: string): Promise<NativeUNet>
+  // load(config, weightFiles: string[], kernels?: string, { precision?: 'float32' | 'int8' |
+  //      'bfloat16', floatLayers?: string[], quantizeFloatWeights?: boolean }): Promise<NativeUNet>
   //   (.bin files are PyTorch checkpoints, read without executing them; others safetensors)
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
@@ -25,6 +26,12 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   // forward(sample, { timesteps: Float64Array, classIds?: Float64Array, classValues?: Float64Array,
   //                   classVectors?: Float32Array, tileable?: boolean, profile?: boolean })
   //   : Promise<NativeTensor>, or with profile Promise<{ output: NativeTensor, opSeconds: Float64Array }>
+  // layers(config): { name, shape, group }[] — the conv and linear layers, with the fused
+  // group each runs in.
+  static Napi::Value layers(const Napi::CallbackInfo& info);
+  // quantize(config, weightFiles, destination, floatLayers?): Promise<{ layers: { name, int8,
+  //   relativeError }[], tensors, bytes }> — writes a fusediff-int8 safetensors file (quantize.h).
+  static Napi::Value quantize(const Napi::CallbackInfo& info);
   Napi::Value forward(const Napi::CallbackInfo& info);
   Napi::Value info(const Napi::CallbackInfo& info);
   Napi::Value arena_bytes(const Napi::CallbackInfo& info);

@@ -58,7 +58,8 @@ Napi::Value WeightReaderWrap::read(const Napi::CallbackInfo& info) {
     const std::string name = info[0].As<Napi::String>().Utf8Value();
     const unet::FileWeights::Location at = weights(env).find(name);
     if (!at.file) throw make_error(env, "E_FORMAT", "weight '" + name + "' is not in the model's weight files");
-    const std::vector<float> values = at.file->read_float32(at.stored_name);
+    // get() rather than the raw file: an int8 (fusediff-int8) weight comes back dequantized.
+    const std::vector<float> values = weights(env).get(name, *at.file->shape(at.stored_name));
     Napi::Float32Array out = Napi::Float32Array::New(env, values.size());
     if (!values.empty()) std::memcpy(out.Data(), values.data(), values.size() * sizeof(float));
     return out;

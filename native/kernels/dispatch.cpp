@@ -1,4 +1,8 @@
 // Chooses the kernel table once per process from the CPU's features or FUSEDIFF_CPU.
+// A table pairs the float kernels of one ISA with the int8/bf16 kernels of one (possibly
+// richer) ISA: AVX-512 CPUs with VNNI (Cascade Lake, Ice Lake) and with BF16 as well
+// (Cooper Lake, Sapphire Rapids, Zen 4) get faster low-precision kernels than plain
+// AVX-512 (Skylake-X), whose int8 path uses the exact vpmaddubsw/vpmaddwd pair.
 #include <cstdlib>
 
 #include "core/cpu_features.h"
@@ -9,16 +13,19 @@
 namespace fusediff::kernels {
 namespace {
 
-#define FUSEDIFF_TABLE(name, ns) \
-  KernelTable {                                                                                            \
+#define FUSEDIFF_TABLE(name, ns, lowp_name, lp)                                                                \
+  KernelTable {                                                                                                \
     name, ns::pack_conv, ns::conv2d, ns::attention_scratch_floats, ns::attention, ns::group_norm_scratch_floats, \
-        ns::group_norm                                                                                       \
+        ns::group_norm, lowp_name, lp::pack_conv_int8, lp::pack_conv_bf16, lp::lowp_conv_scratch_bytes,       \
+        lp::conv2d_int8, lp::conv2d_bf16                                                                       \
   }
-const KernelTable kReference = FUSEDIFF_TABLE("reference", reference);
-const KernelTable kGeneric = FUSEDIFF_TABLE("generic", generic);
+const KernelTable kReference = FUSEDIFF_TABLE("reference", reference, "reference", reference);
+const KernelTable kGeneric = FUSEDIFF_TABLE("generic", generic, "generic", generic);
 #if defined(FUSEDIFF_HAVE_X86_KERNELS)
-const KernelTable kAvx2 = FUSEDIFF_TABLE("avx2", avx2);
-const KernelTable kAvx512 = FUSEDIFF_TABLE("avx512", avx512);
+const KernelTable kAvx2 = FUSEDIFF_TABLE("avx2", avx2, "avx2", avx2);
+const KernelTable kAvx512 = FUSEDIFF_TABLE("avx512", avx512, "avx512", avx512);
+const KernelTable kAvx512Vnni = FUSEDIFF_TABLE("avx512", avx512, "avx512_vnni", avx512_vnni);
+const KernelTable kAvx512Bf16 = FUSEDIFF_TABLE("avx512", avx512, "avx512_bf16", avx512_bf16);
 #endif
 #undef FUSEDIFF_TABLE
 
@@ -30,24 +37,38 @@ const KernelTable& kernels_by_name(const std::string& name) {
   if (name == "reference") return kReference;
   if (name == "generic") return kGeneric;
 #if defined(FUSEDIFF_HAVE_X86_KERNELS)
+  const CpuFeatures& f = cpu_features();
   if (name == "avx2") {
-    if (!cpu_features().avx2) fail(ErrorCode::Argument, "FUSEDIFF_CPU=avx2 but this CPU lacks AVX2/FMA");
+    if (!f.avx2) fail(ErrorCode::Argument, "FUSEDIFF_CPU=avx2 but this CPU lacks AVX2/FMA");
     return kAvx2;
   }
   if (name == "avx512") {
-    if (!cpu_features().avx512) fail(ErrorCode::Argument, "FUSEDIFF_CPU=avx512 but this CPU lacks AVX-512");
+    if (!f.avx512) fail(ErrorCode::Argument, "FUSEDIFF_CPU=avx512 but this CPU lacks AVX-512");
     return kAvx512;
+  }
+  if (name == "avx512_vnni") {
+    if (!f.avx512_vnni) fail(ErrorCode::Argument, "FUSEDIFF_CPU=avx512_vnni but this CPU lacks AVX-512 VNNI");
+    return kAvx512Vnni;
+  }
+  if (name == "avx512_bf16") {
+    if (!f.avx512_vnni || !f.avx512_bf16)
+      fail(ErrorCode::Argument, "FUSEDIFF_CPU=avx512_bf16 but this CPU lacks AVX-512 VNNI and BF16");
+    return kAvx512Bf16;
   }
 #endif
   fail(ErrorCode::Argument, "unknown CPU kernel path '" + name +
-                                "' (FUSEDIFF_CPU takes avx512, avx2, generic or reference; x86 paths only on x86)");
+                                "' (FUSEDIFF_CPU takes avx512_bf16, avx512_vnni, avx512, avx2, generic or reference; "
+                                "x86 paths only on x86)");
 }
 
 const KernelTable& select_kernels() {
   if (const char* forced = std::getenv("FUSEDIFF_CPU"); forced && *forced) return kernels_by_name(forced);
 #if defined(FUSEDIFF_HAVE_X86_KERNELS)
-  if (cpu_features().avx512) return kAvx512;
-  if (cpu_features().avx2) return kAvx2;
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512 && f.avx512_vnni && f.avx512_bf16) return kAvx512Bf16;
+  if (f.avx512 && f.avx512_vnni) return kAvx512Vnni;
+  if (f.avx512) return kAvx512;
+  if (f.avx2) return kAvx2;
 #endif
   return kGeneric;
 }

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/aligned_buffer.h"
 #include "core/thread_pool.h"
@@ -43,10 +44,24 @@ struct ConvEpilogue {
   float output_scale = 1.0f;
 };
 
+// The arithmetic a packed convolution runs in.
+//   F32:  float32 weights and inputs (conv2d).
+//   I8:   per-output-channel symmetric int8 weights w = scale[co] * q[co, ...], inputs
+//         quantized per image (symmetric, max-abs / 127) as the conv reads them, int32
+//         accumulation, dequantize + epilogue in float (conv2d_int8).
+//   BF16: bfloat16 weights and inputs (round to nearest even), float32 accumulation
+//         (conv2d_bf16).
+enum class Precision { F32, I8, BF16 };
+
 // Convolution weights in the layout a kernel table wants, packed once at load.
 struct PackedConv {
   AlignedBuffer data;
   int out_c = 0, in_c = 0, kernel = 0;
+  Precision precision = Precision::F32;
+  // I8 only: scale[co] (float weight = scale * int8 weight) and wsum[co] = the sum of the
+  // int8 weights of output channel co (folds the activations' zero point in the epilogue).
+  std::vector<float> scale;
+  std::vector<int32_t> wsum;
 };
 
 // softmax(Q K^T / sqrt(head_dim)) V per batch item and head.
@@ -85,12 +100,37 @@ struct KernelTable {
   void (*attention)(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool);
   int64_t (*group_norm_scratch_floats)(const GroupNormParams& p);
   void (*group_norm)(const GroupNormParams& p, const float* x, float* y, float* scratch, ThreadPool& pool);
+
+  // Low-precision convolutions (conv2d_int8.cpp, conv2d_bf16.cpp), from their own ISA
+  // variant: lowp_name is e.g. "avx512_vnni" while name (the float kernels) is "avx512".
+  const char* lowp_name;
+  // q: int8 weights in PyTorch order [out_c][in_c][k][k]; scale: out_c positive floats.
+  void (*pack_conv_int8)(const int8_t* q, const float* scale, int out_c, int in_c, int kernel, PackedConv* out);
+  // w: float weights [out_c][in_c][k][k], rounded to bfloat16 (nearest even) when packed.
+  void (*pack_conv_bf16)(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out);
+  // Bytes of scratch conv2d_int8 / conv2d_bf16 need for p (the quantized or rounded copy of
+  // the input); the executor plans them in its arena. 64-byte aligned scratch.
+  int64_t (*lowp_conv_scratch_bytes)(const Conv2dParams& p, Precision precision);
+  void (*conv2d_int8)(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
+                      void* scratch, ThreadPool& pool);
+  void (*conv2d_bf16)(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
+                      void* scratch, ThreadPool& pool);
 };
+
+// Symmetric per-output-channel int8 quantization of float weights [out_c][per_channel]:
+// scale[co] = max_i |w[co, i]| / 127 (1 where the channel is all zero), q = round(w / scale)
+// (half away from zero), clamped to [-127, 127]. Shared by load-time quantization and the
+// quantize command, so both give the same bytes.
+void quantize_per_channel(const float* w, int out_c, int64_t per_channel, int8_t* q, float* scale);
+// float -> bfloat16 bits, round to nearest even (NaN stays NaN), as vcvtne2ps2bf16 does.
+uint16_t float_to_bf16(float x);
 
 // The plain implementations (reference/).
 const KernelTable& reference_kernels();
-// The best table for this CPU, or the one FUSEDIFF_CPU names (avx512, avx2, generic,
-// reference); an unknown or unavailable name gives Error(Argument).
+// The best table for this CPU, or the one FUSEDIFF_CPU names (avx512_bf16, avx512_vnni,
+// avx512, avx2, generic, reference: the avx512_* names use the avx512 float kernels and
+// that ISA's int8/bf16 kernels; plain avx512 is AVX-512 without VNNI); an unknown or
+// unavailable name gives Error(Argument).
 const KernelTable& select_kernels();
 const KernelTable& kernels_by_name(const std::string& name);
 

@@ -97,6 +97,50 @@ kernels::GroupNormParams Executor::norm_params(const NormOp& op, int batch, int 
   return p;
 }
 
+kernels::Conv2dParams Executor::conv_params(const ConvOp& conv, int batch, int height, int width) const {
+  const Value& in = plan_.values[conv.in];
+  const Value& out = plan_.values[conv.out];
+  kernels::Conv2dParams p;
+  p.batch = batch;
+  p.in_h = height >> in.scale, p.in_w = width >> in.scale, p.in_c = in.channels;
+  p.out_h = height >> out.scale, p.out_w = width >> out.scale, p.out_c = out.channels;
+  p.kernel = conv.kernel;
+  p.stride = conv.stride;
+  p.pad_top = p.pad_left = conv.pad;
+  return p;
+}
+
+// A linear layer over `rows` rows as a 1x1 convolution: in float over one image of `rows`
+// pixels (one register tile); in int8 / bf16 over `rows` images of one pixel, so that the
+// int8 kernel quantizes each row (each image's embedding) with its own scale.
+kernels::Conv2dParams Executor::linear_params(const Linear& l, int rows) const {
+  const bool per_row = l.weight.precision != kernels::Precision::F32;
+  kernels::Conv2dParams p;
+  p.batch = per_row ? rows : 1;
+  p.in_h = p.out_h = 1;
+  p.in_w = p.out_w = per_row ? 1 : rows;
+  p.in_c = l.in;
+  p.out_c = l.out;
+  p.kernel = 1;
+  p.pad_top = p.pad_left = 0;
+  return p;
+}
+
+int64_t Executor::lowp_scratch_floats(const kernels::PackedConv& w, const kernels::Conv2dParams& p) const {
+  if (w.precision == kernels::Precision::F32) return 0;
+  return (plan_.kernels->lowp_conv_scratch_bytes(p, w.precision) + 3) / 4;
+}
+
+void Executor::run_conv(const kernels::Conv2dParams& p, const float* x, const kernels::PackedConv& w,
+                        const kernels::ConvEpilogue& e, float* y, float* scratch, ThreadPool& pool) const {
+  const kernels::KernelTable& k = *plan_.kernels;
+  switch (w.precision) {
+    case kernels::Precision::F32: k.conv2d(p, x, w, e, y, pool); break;
+    case kernels::Precision::I8: k.conv2d_int8(p, x, w, e, y, scratch, pool); break;
+    case kernels::Precision::BF16: k.conv2d_bf16(p, x, w, e, y, scratch, pool); break;
+  }
+}
+
 Executor::Executor(Plan plan) : plan_(std::move(plan)) {}
 Executor::~Executor() = default;
 
@@ -164,6 +208,13 @@ Executor::Layout Executor::layout(int batch, int height, int width) const {
     if (const auto* norm = std::get_if<NormOp>(&op))
       scratch_floats = std::max(scratch_floats, plan_.kernels->group_norm_scratch_floats(norm_params(*norm, batch, height, width)));
   }
+  // The int8 / bf16 convolutions' converted inputs (one op runs at a time; the time
+  // embedding's linear layers run before the ops).
+  for (const Op& op : plan_.ops)
+    if (const auto* conv = std::get_if<ConvOp>(&op))
+      scratch_floats = std::max(scratch_floats, lowp_scratch_floats(conv->weight, conv_params(*conv, batch, height, width)));
+  for (const Linear* lin : {&plan_.time_linear_1, &plan_.time_linear_2, &plan_.class_linear_1, &plan_.class_linear_2, &plan_.temb_proj})
+    scratch_floats = std::max(scratch_floats, lowp_scratch_floats(lin->weight, linear_params(*lin, batch)));
   l.kernel_scratch = take(scratch_floats);
   l.total_floats = cursor;
   return l;
@@ -256,18 +307,10 @@ void Executor::validate(const ForwardInput& in) const {
   }
 }
 
-void Executor::run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const {
-  kernels::Conv2dParams p;
-  p.batch = 1;
-  p.in_h = p.out_h = 1;
-  p.in_w = p.out_w = rows;
-  p.in_c = l.in;
-  p.out_c = l.out;
-  p.kernel = 1;
-  p.pad_top = p.pad_left = 0;
+void Executor::run_linear(const Linear& l, int rows, const float* x, float* y, float* scratch, ThreadPool& pool) const {
   kernels::ConvEpilogue e;
   e.bias = l.bias.data();
-  plan_.kernels->conv2d(p, x, l.weight, e, y, pool);
+  run_conv(linear_params(l, rows), x, l.weight, e, y, scratch, pool);
 }
 
 // temb = linear_2(silu(linear_1(proj(t)))) (+ class embedding); then every ResNet's
@@ -283,9 +326,9 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a, ThreadPool& pool
       sinusoidal_embedding(t, plan_.proj_dim, c.flip_sin_to_cos, c.freq_shift, out);
   };
   auto mlp = [&](const Linear& l1, const Linear& l2, float* out) {
-    run_linear(l1, n, a.at(l.proj), a.at(l.hidden), pool);
+    run_linear(l1, n, a.at(l.proj), a.at(l.hidden), a.at(l.kernel_scratch), pool);
     kernels::silu(a.at(l.hidden), static_cast<int64_t>(n) * d, a.at(l.hidden));
-    run_linear(l2, n, a.at(l.hidden), out, pool);
+    run_linear(l2, n, a.at(l.hidden), out, a.at(l.kernel_scratch), pool);
   };
   project(in.timesteps, a.at(l.proj));
   mlp(plan_.time_linear_1, plan_.time_linear_2, a.at(l.temb));
@@ -306,7 +349,7 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a, ThreadPool& pool
       break;
   }
   kernels::silu(temb, static_cast<int64_t>(n) * d, a.at(l.temb_silu));
-  run_linear(plan_.temb_proj, n, a.at(l.temb_silu), a.at(l.temb_proj), pool);
+  run_linear(plan_.temb_proj, n, a.at(l.temb_silu), a.at(l.temb_proj), a.at(l.kernel_scratch), pool);
 }
 
 TensorPtr Executor::forward(const ForwardInput& in) {
@@ -341,15 +384,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
     const Op& op = plan_.ops[index];
     const auto started = std::chrono::steady_clock::now();
     if (const auto* conv = std::get_if<ConvOp>(&op)) {
-      auto [ih, iw, ic] = dims(conv->in);
-      auto [oh, ow, oc] = dims(conv->out);
-      kernels::Conv2dParams p;
-      p.batch = batch;
-      p.in_h = ih, p.in_w = iw, p.in_c = ic;
-      p.out_h = oh, p.out_w = ow, p.out_c = oc;
-      p.kernel = conv->kernel;
-      p.stride = conv->stride;
-      p.pad_top = p.pad_left = conv->pad;
+      kernels::Conv2dParams p = conv_params(*conv, batch, height, width);
       p.circular = in.circular_padding && conv->pad > 0;
       kernels::ConvEpilogue e;
       e.bias = conv->bias.data();
@@ -359,7 +394,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       }
       if (conv->residual >= 0) e.residual = a.value(conv->residual);
       e.output_scale = conv->output_scale;
-      k.conv2d(p, a.value(conv->in), conv->weight, e, a.value(conv->out), pool);
+      run_conv(p, a.value(conv->in), conv->weight, e, a.value(conv->out), a.at(a.layout.kernel_scratch), pool);
     } else if (const auto* norm = std::get_if<NormOp>(&op)) {
       kernels::GroupNormParams p = norm_params(*norm, batch, height, width);
       if (norm->scale_shift_offset >= 0) {

@@ -59,7 +59,13 @@ class Executor {
   kernels::AttentionParams attention_params(const AttentionOp& op, int batch, int height, int width) const;
   kernels::GroupNormParams norm_params(const NormOp& op, int batch, int height, int width) const;
   void time_embedding(const ForwardInput& input, Arena& arena, ThreadPool& pool);
-  void run_linear(const Linear& l, int rows, const float* x, float* y, ThreadPool& pool) const;
+  kernels::Conv2dParams conv_params(const ConvOp& conv, int batch, int height, int width) const;
+  kernels::Conv2dParams linear_params(const Linear& l, int rows) const;
+  int64_t lowp_scratch_floats(const kernels::PackedConv& w, const kernels::Conv2dParams& p) const;
+  // The conv kernel of w's precision (float, int8 or bf16).
+  void run_conv(const kernels::Conv2dParams& p, const float* x, const kernels::PackedConv& w,
+                const kernels::ConvEpilogue& e, float* y, float* scratch, ThreadPool& pool) const;
+  void run_linear(const Linear& l, int rows, const float* x, float* y, float* scratch, ThreadPool& pool) const;
 
   Plan plan_;
   std::mutex mutex_;

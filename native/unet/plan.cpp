@@ -25,8 +25,9 @@ const char* block_name(BlockKind kind) {
 
 class Builder {
  public:
-  Builder(const UNetConfig& config, WeightSource& weights, const kernels::KernelTable& kernels, bool dry_run)
-      : c_(config), w_(weights), k_(kernels), dry_(dry_run) {
+  Builder(const UNetConfig& config, WeightSource& weights, const kernels::KernelTable& kernels, bool dry_run,
+          const PrecisionOptions& precision)
+      : c_(config), w_(weights), k_(kernels), dry_(dry_run), precision_(precision) {
     plan_.config = config;
     plan_.kernels = &kernels;
   }
@@ -171,10 +172,90 @@ class Builder {
     return w_.get(name, shape);
   }
 
-  kernels::PackedConv pack(const std::vector<float>& oihw, int out_c, int in_c, int kernel) {
+  // One layer's weight as stored: float, or int8 with its per-output-channel scales.
+  struct SourceWeight {
+    std::string name;
+    std::vector<int64_t> shape;
+    bool int8 = false;
+    std::vector<float> w;
+    std::vector<int8_t> q;
+    std::vector<float> scale;
+  };
+
+  SourceWeight read_weight(const std::string& layer, const Shape& shape) {
+    SourceWeight s;
+    s.name = layer;
+    s.shape = shape;
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    if (w_.get_int8(layer + ".weight", shape, &s.q, &s.scale)) {
+      plan_.parameter_count += n;
+      s.int8 = true;
+    } else {
+      s.w = get(layer + ".weight", shape);
+    }
+    layers_.push_back({layer, shape, {}});
+    return s;
+  }
+
+  bool keep_float(const std::string& layer) const {
+    for (const std::string& f : precision_.float_layers)
+      if (f == layer) return true;
+    return false;
+  }
+
+  // Packs the weights of one op: the sources concatenated along output channels, in the
+  // precision the options give the group.
+  kernels::PackedConv pack(std::vector<SourceWeight>& sources, int in_c, int kernel) {
+    std::vector<std::string> group;
+    for (const SourceWeight& s : sources) group.push_back(s.name);
+    for (const SourceWeight& s : sources)
+      for (LayerInfo& l : layers_)
+        if (l.name == s.name) l.group = group;
     kernels::PackedConv p;
-    if (!dry_) k_.pack_conv(oihw.data(), out_c, in_c, kernel, &p);
+    if (dry_) return p;
+    using kernels::Precision;
+    Precision precision = precision_.mode;
+    for (const SourceWeight& s : sources) {
+      if (keep_float(s.name)) precision = Precision::F32;
+      if (precision == Precision::I8 && !precision_.quantize_float_weights && !s.int8) precision = Precision::F32;
+    }
+    int out_c = 0;
+    for (const SourceWeight& s : sources) out_c += static_cast<int>(s.shape[0]);
+    const int64_t per = static_cast<int64_t>(in_c) * kernel * kernel;
+    if (precision == Precision::I8) {
+      std::vector<int8_t> q;
+      std::vector<float> scale;
+      for (SourceWeight& s : sources) {
+        if (!s.int8) {
+          s.q.resize(s.w.size());
+          s.scale.resize(s.shape[0]);
+          kernels::quantize_per_channel(s.w.data(), static_cast<int>(s.shape[0]), per, s.q.data(), s.scale.data());
+        }
+        q.insert(q.end(), s.q.begin(), s.q.end());
+        scale.insert(scale.end(), s.scale.begin(), s.scale.end());
+      }
+      k_.pack_conv_int8(q.data(), scale.data(), out_c, in_c, kernel, &p);
+      return p;
+    }
+    std::vector<float> w;
+    for (const SourceWeight& s : sources) {
+      if (s.int8)
+        for (size_t i = 0; i < s.q.size(); ++i) w.push_back(static_cast<float>(s.q[i]) * s.scale[i / per]);
+      else
+        w.insert(w.end(), s.w.begin(), s.w.end());
+    }
+    if (precision == Precision::BF16)
+      k_.pack_conv_bf16(w.data(), out_c, in_c, kernel, &p);
+    else
+      k_.pack_conv(w.data(), out_c, in_c, kernel, &p);
     return p;
+  }
+
+  kernels::PackedConv pack_one(const std::string& layer, const Shape& shape, int in_c, int kernel) {
+    std::vector<SourceWeight> sources;
+    sources.push_back(read_weight(layer, shape));
+    return pack(sources, in_c, kernel);
   }
 
   Linear linear(const std::string& name, int in, int out) {
@@ -182,7 +263,7 @@ class Builder {
     l.sources = {name};
     l.in = in;
     l.out = out;
-    l.weight = pack(get(name + ".weight", {out, in}), out, in, 1);
+    l.weight = pack_one(name, {out, in}, in, 1);
     l.bias = get(name + ".bias", {out});
     return l;
   }
@@ -192,7 +273,7 @@ class Builder {
     ConvOp op;
     op.sources = {name};
     op.in = in;
-    op.weight = pack(get(name + ".weight", {out_c, in_c, kernel, kernel}), out_c, in_c, kernel);
+    op.weight = pack_one(name, {out_c, in_c, kernel, kernel}, in_c, kernel);
     op.bias = get(name + ".bias", {out_c});
     op.kernel = kernel;
     op.stride = stride;
@@ -254,17 +335,17 @@ class Builder {
     const int heads = channels / head_dim;
     int z = groups > 0 ? norm(x, prefix + ".group_norm", channels, groups, false, -1) : x;
     // Q, K and V projections as one 1x1 convolution with 3C outputs.
-    std::vector<float> w, b;
+    std::vector<float> b;
+    std::vector<SourceWeight> qkv_w;
     for (const char* part : {".to_q", ".to_k", ".to_v"}) {
-      std::vector<float> pw = get(prefix + part + ".weight", {channels, channels});
+      qkv_w.push_back(read_weight(prefix + part, {channels, channels}));
       std::vector<float> pb = get(prefix + part + ".bias", {channels});
-      w.insert(w.end(), pw.begin(), pw.end());
       b.insert(b.end(), pb.begin(), pb.end());
     }
     ConvOp qkv;
     qkv.sources = {prefix + ".to_q", prefix + ".to_k", prefix + ".to_v"};
     qkv.in = z;
-    qkv.weight = pack(w, 3 * channels, channels, 1);
+    qkv.weight = pack(qkv_w, channels, 1);
     qkv.bias = std::move(b);
     qkv.kernel = 1;
     qkv.pad = 0;
@@ -276,7 +357,7 @@ class Builder {
     ConvOp out;
     out.sources = {prefix + ".to_out.0"};
     out.in = o;
-    out.weight = pack(get(prefix + ".to_out.0.weight", {channels, channels}), channels, channels, 1);
+    out.weight = pack_one(prefix + ".to_out.0", {channels, channels}, channels, 1);
     out.bias = get(prefix + ".to_out.0.bias", {channels});
     out.kernel = 1;
     out.pad = 0;
@@ -316,9 +397,8 @@ class Builder {
   int temb_projection(const std::string& name, int out) {
     const int offset = temb_proj_out_;
     temb_sources_.push_back(name);
-    std::vector<float> w = get(name + ".weight", {out, plan_.time_dim});
+    temb_w_.push_back(read_weight(name, {out, plan_.time_dim}));
     std::vector<float> b = get(name + ".bias", {out});
-    temb_w_.insert(temb_w_.end(), w.begin(), w.end());
     temb_b_.insert(temb_b_.end(), b.begin(), b.end());
     temb_proj_out_ += out;
     return offset;
@@ -329,7 +409,7 @@ class Builder {
     l.sources = std::move(temb_sources_);
     l.in = plan_.time_dim;
     l.out = temb_proj_out_;
-    l.weight = pack(temb_w_, l.out, l.in, 1);
+    l.weight = pack(temb_w_, l.in, 1);
     l.bias = std::move(temb_b_);
   }
 
@@ -337,16 +417,31 @@ class Builder {
   WeightSource& w_;
   const kernels::KernelTable& k_;
   bool dry_;
+  PrecisionOptions precision_;
+
+ public:
+  std::vector<LayerInfo> layers_;
+
+ private:
   Plan plan_;
-  std::vector<float> temb_w_, temb_b_;
+  std::vector<SourceWeight> temb_w_;
+  std::vector<float> temb_b_;
   std::vector<std::string> temb_sources_;
   int temb_proj_out_ = 0;
 };
 
 }  // namespace
 
-Plan build_plan(const UNetConfig& config, WeightSource& weights, const kernels::KernelTable& kernels, bool dry_run) {
-  return Builder(config, weights, kernels, dry_run).build();
+Plan build_plan(const UNetConfig& config, WeightSource& weights, const kernels::KernelTable& kernels, bool dry_run,
+                const PrecisionOptions& precision) {
+  return Builder(config, weights, kernels, dry_run, precision).build();
+}
+
+std::vector<LayerInfo> plan_layers(const UNetConfig& config) {
+  WeightRecorder recorder;
+  Builder builder(config, recorder, kernels::reference_kernels(), /*dry_run=*/true, {});
+  builder.build();
+  return builder.layers_;
 }
 
 }  // namespace fusediff::unet

@@ -95,9 +95,31 @@ struct Plan {
   int64_t parameter_count = 0;
 };
 
+// The arithmetic of the convolutions and linear layers (kernels::Precision). A "layer" is a
+// diffusers module holding a conv or linear weight, named by its prefix ("conv_in",
+// "down_blocks.0.resnets.1.conv2", "mid_block.attentions.0.to_q", "time_embedding.linear_1").
+// Layers the plan fuses run in one precision: an attention's to_q/to_k/to_v, and every
+// ResNet's time_emb_proj (one GEMM): one float member keeps its whole group float.
+struct PrecisionOptions {
+  kernels::Precision mode = kernels::Precision::F32;
+  std::vector<std::string> float_layers;  // these stay float32 whatever the mode
+  // With mode I8: quantize layers stored as float (load-time quantization). When false (a
+  // pre-quantized folder), only layers stored as int8 run int8; the others stay float.
+  bool quantize_float_weights = true;
+};
+
 // Builds the plan of `config`, reading weights from `weights`. With dry_run, nothing is
 // packed (used to list the expected weights of a config).
 Plan build_plan(const UNetConfig& config, WeightSource& weights, const kernels::KernelTable& kernels,
-                bool dry_run = false);
+                bool dry_run = false, const PrecisionOptions& precision = {});
+
+// The conv and linear layers of a config in plan order, each with the group it runs in
+// (the fused op's sources), for quantization tools.
+struct LayerInfo {
+  std::string name;
+  std::vector<int64_t> shape;  // PyTorch shape of its weight
+  std::vector<std::string> group;
+};
+std::vector<LayerInfo> plan_layers(const UNetConfig& config);
 
 }  // namespace fusediff::unet

@@ -15,6 +15,14 @@ class WeightSource {
   // The tensor `name` converted to float32. Error(Format) if absent, Error(Shape) if its
   // shape differs from `shape`.
   virtual std::vector<float> get(const std::string& name, const std::vector<int64_t>& shape) = 0;
+  // The int8 form of the weight `name` (a "<layer>.weight") when the source stores it
+  // quantized (fusediff-int8: I8 weight + F32 "<layer>.weight_scale" of shape [out]); false
+  // when it stores it as float. Errors: Shape as get(), Format for a missing, non-F32,
+  // misshapen, non-finite or non-positive scale, or an int8 value of -128.
+  virtual bool get_int8(const std::string& name, const std::vector<int64_t>& shape, std::vector<int8_t>* q,
+                        std::vector<float>* scale) {
+    return false;
+  }
 };
 
 // One weight file as the loader sees it, whatever its format.
@@ -26,6 +34,11 @@ class WeightFile {
   virtual const std::vector<int64_t>* shape(const std::string& name) const = 0;
   // The tensor `name` (one that shape() finds) as float32.
   virtual std::vector<float> read_float32(const std::string& name) const = 0;
+  // Whether the tensor `name` (one that shape() finds) is stored as int8 / as float32.
+  virtual bool is_int8(const std::string& name) const { return false; }
+  virtual bool is_float32(const std::string& name) const { return false; }
+  // Its int8 values (is_int8 only).
+  virtual std::vector<int8_t> read_int8(const std::string& name) const { return {}; }
 };
 
 // Opens a weight file by its extension: `.bin` is a PyTorch checkpoint, read by the
@@ -37,7 +50,10 @@ std::shared_ptr<WeightFile> open_weight_file(const std::string& path);
 class FileWeights : public WeightSource {
  public:
   explicit FileWeights(std::vector<std::shared_ptr<WeightFile>> files);
+  // An int8 weight (stored quantized) comes back dequantized: q * scale per output channel.
   std::vector<float> get(const std::string& name, const std::vector<int64_t>& shape) override;
+  bool get_int8(const std::string& name, const std::vector<int64_t>& shape, std::vector<int8_t>* q,
+                std::vector<float>* scale) override;
 
   // Where the tensor `name` lives: the file and the name it has there (its diffusers name or
   // a legacy one), or {nullptr, ""} when no file has it. For readers that want the original
@@ -49,6 +65,8 @@ class FileWeights : public WeightSource {
   Location find(const std::string& name) const;
 
  private:
+  // The file and name (current or legacy) holding `name`, checked against `shape`.
+  std::pair<const WeightFile*, std::string> locate(const std::string& name, const std::vector<int64_t>& shape);
   std::vector<std::shared_ptr<WeightFile>> files_;
 };
 
