@@ -1,0 +1,106 @@
+// The convolution as an implicit GEMM, and the weight layout the CUDA kernels read: host and
+// device code in one header, so that the engine's host tests run the very index arithmetic
+// the kernels use (native/tests/test_cuda_layout.cpp) without a GPU.
+//
+//   Y[m][co] = sum_k A[m][k] * W[k][co]
+//   m = (n * out_h + oy) * out_w + ox                      (one GEMM row per output pixel)
+//   k = (ky * kernel + kx) * in_c + ci                      (one GEMM column per tap and channel)
+//   A[m][k] = x[n, oy * stride - pad_top + ky, ox * stride - pad_left + kx, ci]
+//             (0 outside the input, or wrapped with circular padding)
+//   W[k][co] = w_oihw[co][ci][ky][kx]                       (the packed weights)
+//
+// Consecutive k inside one tap are consecutive channels of one NHWC pixel: a tile of A is
+// read along contiguous memory, as is a tile of W along co.
+#pragma once
+#include <cstdint>
+
+#include "fusediff_cuda.h"
+
+#if defined(__CUDACC__)
+#define FDC_HD __host__ __device__
+#else
+#define FDC_HD
+#endif
+
+namespace fusediff::cuda {
+
+FDC_HD inline int conv_gemm_k(const fdc_conv2d_params& p) { return p.kernel * p.kernel * p.in_c; }
+FDC_HD inline int64_t conv_gemm_m(const fdc_conv2d_params& p) {
+  return static_cast<int64_t>(p.batch) * p.out_h * p.out_w;
+}
+
+// Where output row m starts reading: its image and the input coordinate of tap (0, 0).
+struct ConvRow {
+  int n, iy0, ix0;
+};
+FDC_HD inline ConvRow conv_row(const fdc_conv2d_params& p, int64_t m) {
+  const int ox = static_cast<int>(m % p.out_w);
+  const int64_t t = m / p.out_w;
+  const int oy = static_cast<int>(t % p.out_h);
+  const int n = static_cast<int>(t / p.out_h);
+  return ConvRow{n, oy * p.stride - p.pad_top, ox * p.stride - p.pad_left};
+}
+
+// Index into x of A[m][k] for the row `r` of m, or -1 where the value is zero padding.
+FDC_HD inline int64_t conv_input_index(const fdc_conv2d_params& p, const ConvRow& r, int k) {
+  const int ci = k % p.in_c;
+  const int tap = k / p.in_c;
+  int iy = r.iy0 + tap / p.kernel;
+  int ix = r.ix0 + tap % p.kernel;
+  if (p.circular) {
+    iy = ((iy % p.in_h) + p.in_h) % p.in_h;
+    ix = ((ix % p.in_w) + p.in_w) % p.in_w;
+  } else if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w) {
+    return -1;
+  }
+  return ((static_cast<int64_t>(r.n) * p.in_h + iy) * p.in_w + ix) * p.in_c + ci;
+}
+
+// The epilogue of kernels.h for output element (m, co) with accumulator acc.
+FDC_HD inline float conv_epilogue(const fdc_epilogue& e, int64_t m, int n, int co, int out_c, float acc) {
+  if (e.bias) acc += e.bias[co];
+  if (e.batch_bias) acc += e.batch_bias[n * e.batch_bias_stride + co];
+  if (e.residual) acc += e.residual[m * out_c + co];
+  return acc * e.output_scale;
+}
+
+// W[k][co] from PyTorch's [out_c][in_c][kernel][kernel] (host).
+inline void pack_conv_kco(const float* oihw, int out_c, int in_c, int kernel, float* packed) {
+  for (int co = 0; co < out_c; ++co)
+    for (int ci = 0; ci < in_c; ++ci)
+      for (int ky = 0; ky < kernel; ++ky)
+        for (int kx = 0; kx < kernel; ++kx) {
+          const int64_t k = static_cast<int64_t>(ky * kernel + kx) * in_c + ci;
+          packed[k * out_c + co] = oihw[((static_cast<int64_t>(co) * in_c + ci) * kernel + ky) * kernel + kx];
+        }
+}
+
+// bfloat16 bits of a float, rounded to nearest even (NaN kept quiet).
+inline uint16_t float_to_bf16_bits(float f) {
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+// The whole convolution through the GEMM view above, on the host: the CPU twin of the CUDA
+// kernels' indexing (tests only; slow and plain).
+inline void conv2d_gemm_host(const fdc_conv2d_params& p, const float* x, const float* packed, const fdc_epilogue& e,
+                             float* y) {
+  const int64_t M = conv_gemm_m(p);
+  const int K = conv_gemm_k(p);
+  for (int64_t m = 0; m < M; ++m) {
+    const ConvRow r = conv_row(p, m);
+    for (int co = 0; co < p.out_c; ++co) {
+      float acc = 0.0f;
+      for (int k = 0; k < K; ++k) {
+        const int64_t i = conv_input_index(p, r, k);
+        if (i >= 0) acc += x[i] * packed[static_cast<int64_t>(k) * p.out_c + co];
+      }
+      y[m * p.out_c + co] = conv_epilogue(e, m, r.n, co, p.out_c, acc);
+    }
+  }
+}
+
+}  // namespace fusediff::cuda
