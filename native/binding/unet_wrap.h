@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "unet/executor.h"
+#include "unet/runner.h"
 
 namespace fusediff::binding {
 
@@ -14,7 +14,9 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   explicit UNetWrap(const Napi::CallbackInfo& info);
 
  private:
-  // load(config, weightFiles: string[], kernels?: string): Promise<NativeUNet>
+  // load(config, weightFiles: string[], kernels?: string, device?: string, precision?: string): Promise<NativeUNet>
+  //   device: 'cpu' (default) or 'cuda' / 'cuda:N' (the CUDA library is opened on demand);
+  //   precision: the CUDA convolutions' math, 'tf32' (default), 'fp32' or 'bf16'.
   //   (.bin files are PyTorch checkpoints, read without executing them; others safetensors)
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
@@ -35,9 +37,9 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   Napi::Value release_cached_memory(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
-  std::shared_ptr<unet::Executor> executor(Napi::Env env);
+  std::shared_ptr<unet::Runner> executor(Napi::Env env);
 
-  std::shared_ptr<unet::Executor> executor_;
+  std::shared_ptr<unet::Runner> executor_;
 };
 
 }  // namespace fusediff::binding
