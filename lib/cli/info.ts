@@ -1,12 +1,13 @@
 /**
  * `fusediff info <model>`: what a model is and what it costs — config summary, parameter
  * count, the samplers its scheduler supports, and its memory: weights as loaded (measured
- * from the engine's own counters) and activations of one forward at its sample size.
+ * from the engine's own counters) and activations of one forward at its sample size; and the
+ * devices of this machine (the CPU; CUDA devices, or why there are none).
  */
 import path from 'node:path';
 import { loadUNet } from '../unet/load.js';
 import type { UNet } from '../unet/unet.js';
-import { memoryStats } from '../runtime.js';
+import { listDevices, memoryStats } from '../runtime.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { type Command, type ParsedArgs } from './args.js';
 import { fastDefaults } from './defaults.js';
@@ -46,6 +47,7 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
     const [h, w] = size as (number | null)[];
     const batch = o.batch as number;
     const activationBytes = typeof h === 'number' && typeof w === 'number' ? unet.activationBytes(batch, h, w) : null;
+    const { devices, cuda } = await listDevices();
     const result = {
       model: modelName(dir),
       kind: pipe ? 'pipeline' : 'unet',
@@ -64,6 +66,8 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
       parameters: unet.info.parameterCount,
       kernels: unet.info.kernels,
       memory: { weightBytes, activationBytes, activationBatch: batch },
+      devices,
+      cuda: { available: cuda.available, library: cuda.library, build: cuda.build, reason: cuda.reason },
       ...(pipe
         ? {
             scheduler: pipe.schedulerClass,
@@ -88,7 +92,9 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
       ['weights', `${mib(weightBytes)} in memory`],
       ['activations', activationBytes === null ? 'unknown (no sample_size)' : `${mib(activationBytes)} per forward at batch ${batch}`],
       ['kernels', result.kernels],
+      ['devices', devices.map((d) => (d.device === 'cpu' ? 'cpu' : `${d.device} ${d.name} (compute ${d.computeCapability}, ${mib(d.totalMemory ?? 0)})`)).join('; ')],
     ];
+    if (!cuda.available) lines.push(['cuda', `unavailable: ${cuda.reason}`]);
     if (pipe) {
       lines.push(['scheduler', pipe.schedulerClass]);
       lines.push(['samplers', `${pipe.samplers.join(', ')} (default ${pipe.defaultSampler}; CLI default ${result.fastest!.sampler}, ${result.fastest!.steps} steps)`]);

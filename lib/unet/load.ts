@@ -20,8 +20,17 @@ import { UNet } from './unet.js';
 export { readJsonFile };
 
 export interface LoadUNetOptions {
-  /** 'cpu' (default). */
-  device?: 'cpu';
+  /**
+   * 'cpu' (default), or 'cuda' / 'cuda:N' for the CUDA backend: the addon opens
+   * libfusediff_cuda.so (beside the addon, or at $FUSEDIFF_CUDA_LIBRARY) when asked; where the
+   * library, the driver or a GPU is missing, loading fails with E_BACKEND_UNAVAILABLE saying which.
+   */
+  device?: 'cpu' | 'cuda' | `cuda:${number}`;
+  /**
+   * CUDA only: how convolutions multiply on the device, always with float32 accumulation:
+   * 'tf32' (default, tensor cores), 'fp32' (plain float32 FMA), 'bf16' (tensor cores).
+   */
+  precision?: 'tf32' | 'fp32' | 'bf16';
   dtype?: 'float32';
   /** Force a CPU kernel path (default: the best for this CPU, or FUSEDIFF_CPU). */
   kernels?: 'avx512' | 'avx2' | 'generic' | 'reference';
@@ -34,8 +43,16 @@ export interface LoadUNetOptions {
 }
 
 export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Promise<UNet> {
-  if (options.device !== undefined && options.device !== 'cpu')
-    throw new FusediffError('E_BACKEND_UNAVAILABLE', `device "${String(options.device)}" is not available in this build (use "cpu")`);
+  const device = options.device ?? 'cpu';
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(device))
+    throw new FusediffError('E_BACKEND_UNAVAILABLE', `unknown device "${String(device)}" (use "cpu", "cuda" or "cuda:N")`);
+  if (options.precision !== undefined) {
+    if (device === 'cpu') throw new FusediffError('E_ARGUMENT', 'precision applies to device "cuda" only (the CPU computes in float32)');
+    if (!['tf32', 'fp32', 'bf16'].includes(options.precision))
+      throw new FusediffError('E_ARGUMENT', `unknown precision "${String(options.precision)}" (use "tf32", "fp32" or "bf16")`);
+  }
+  if (options.kernels !== undefined && device !== 'cpu')
+    throw new FusediffError('E_ARGUMENT', 'kernels selects a CPU kernel path; it does not apply to device "cuda"');
   if (options.dtype !== undefined && options.dtype !== 'float32')
     throw new FusediffError('E_UNSUPPORTED', `dtype "${String(options.dtype)}" is not supported yet (use "float32")`);
   if (typeof dir !== 'string' || dir.length === 0) throw new FusediffError('E_ARGUMENT', 'loadUNet expects a folder path');
@@ -43,7 +60,7 @@ export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Prom
   const configPath = path.join(layout.unet, CONFIG_FILE);
   const config = parseUNet2DConfig(await readJsonFile(configPath), configPath);
   const weights = await findWeightFiles(layout, { variant: options.variant });
-  const handle = await native().NativeUNet.load(config, weights, options.kernels);
+  const handle = await native().NativeUNet.load(config, weights, options.kernels, device, options.precision);
   return new UNet(config, handle, weights);
 }
 

@@ -24,7 +24,7 @@ export interface ForwardOptions {
 
 export interface UNetInfo {
   parameterCount: number;
-  /** The CPU kernel path in use: avx512, avx2, generic or reference. */
+  /** The kernels in use: a CPU path (avx512, avx2, generic, reference) or a CUDA device, e.g. 'cuda:0 NVIDIA H200 (tf32)'. */
   kernels: string;
   /** Input height and width must be multiples of 2^numDownsamples. */
   numDownsamples: number;
