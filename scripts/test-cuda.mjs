@@ -1,0 +1,133 @@
+// npm run test:cuda: the GPU checks of the CUDA backend, on a machine with an NVIDIA GPU
+// (compute capability 8.0+) and the addon built with the CUDA toolkit (npm ci / npm run
+// build:native). Not part of npm test. Designed for under 5 minutes on one H200:
+//   1. build/fusediff_cuda_tests: every CUDA op against the CPU reference (fp32, tf32, bf16),
+//      bit-identical Philox noise, the whole UNet device vs CPU executor;
+//   2. the diffusers fixture suites (UNet forwards, end-to-end samplings) on CUDA: fp32 at the
+//      fixtures' own tolerances, tf32 and bf16 at the relative tolerances of test/helpers/device.ts;
+//   3. test/gpu/*.gpu.ts: CPU-vs-CUDA whole samplings with the same seeds, and the benchmark
+//      (forward latency of the ddpm-cifar10-32 and cd_imagenet64_l2 configs, one-step
+//      consistency images/s).
+// Writes every figure to bench/results-cuda.md. Without a usable GPU it exits 1 with one line.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+
+const require = createRequire(import.meta.url);
+let addon;
+try {
+  addon = require('node-gyp-build')(process.cwd());
+} catch (e) {
+  console.error(`test:cuda: the addon is not built (${e.message.split('\n')[0]}); run npm run build:native`);
+  process.exit(1);
+}
+const info = await addon.cudaInfo();
+if (!info.available) {
+  console.error(`test:cuda: no usable CUDA GPU: ${info.reason}`);
+  process.exit(1);
+}
+const started = Date.now();
+const failures = [];
+const resultsJson = path.join(os.tmpdir(), `fusediff-gpu-results-${process.pid}.json`);
+rmSync(resultsJson, { force: true });
+const dev = info.devices[0];
+console.log(`== CUDA: ${dev.name} (compute ${dev.computeCapability}, ${(dev.totalMemory / 2 ** 30).toFixed(0)} GiB); ${info.build}`);
+
+// 1. Op-level checks.
+const opResults = [];
+const binary = path.join('build', 'fusediff_cuda_tests');
+if (!existsSync(binary)) {
+  failures.push(`${binary} is missing (build with a CUDA toolkit: npm run build:native)`);
+} else {
+  console.log(`\n== ${binary}`);
+  const t0 = Date.now();
+  const r = spawnSync(binary, [], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  process.stdout.write(r.stdout ?? '');
+  process.stderr.write(r.stderr ?? '');
+  for (const line of (r.stdout ?? '').split('\n')) {
+    const m = line.match(/^RESULT (\S+) (\S+) (\S+)$/);
+    if (m) opResults.push({ name: m[1], error: Number(m[2]), tolerance: Number(m[3]) });
+  }
+  if (r.status !== 0) failures.push(`op checks (${binary}) failed`);
+  console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+// 2. The fixture suites on the device.
+const fixtureRuns = [];
+for (const [precision, files] of [
+  ['fp32', ['test/unet-fixtures.test.ts', 'test/e2e-fixtures.test.ts']],
+  ['tf32', ['test/unet-fixtures.test.ts', 'test/e2e-fixtures.test.ts']],
+  ['bf16', ['test/unet-fixtures.test.ts']],
+]) {
+  console.log(`\n== fixture suites on CUDA (${precision})`);
+  const t0 = Date.now();
+  const r = spawnSync('npx', ['vitest', 'run', ...files], {
+    stdio: 'inherit',
+    env: { ...process.env, FUSEDIFF_TEST_DEVICE: 'cuda', FUSEDIFF_TEST_PRECISION: precision },
+  });
+  fixtureRuns.push({ precision, files, ok: r.status === 0, seconds: (Date.now() - t0) / 1000 });
+  if (r.status !== 0) failures.push(`fixture suites on CUDA ${precision} failed`);
+}
+
+// 3. Samplings CPU vs CUDA, and the benchmark.
+console.log('\n== test/gpu (samplings CPU vs CUDA, benchmark)');
+const g = spawnSync('npx', ['vitest', 'run', '--config', 'vitest.gpu.config.ts'], {
+  stdio: 'inherit',
+  env: { ...process.env, FUSEDIFF_GPU_RESULTS: resultsJson },
+});
+if (g.status !== 0) failures.push('test/gpu suites failed');
+const figures = existsSync(resultsJson) ? JSON.parse(readFileSync(resultsJson, 'utf8')) : {};
+rmSync(resultsJson, { force: true });
+
+// The results file.
+let commit = 'unknown';
+try {
+  commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  if (execFileSync('git', ['status', '--porcelain', '--', 'lib', 'native', 'cuda', 'test'], { encoding: 'utf8' }).trim()) commit += ' (with uncommitted changes)';
+} catch {}
+const lines = [
+  '# CUDA results (npm run test:cuda)',
+  '',
+  `Commit ${commit}, ${new Date().toISOString()}; ${dev.name} (compute ${dev.computeCapability}, ${dev.multiprocessors} SMs, ${(dev.totalMemory / 2 ** 30).toFixed(0)} GiB); ${info.build}; ${os.cpus().length} CPU threads.`,
+  `Total wall time ${((Date.now() - started) / 1000).toFixed(0)} s. ${failures.length ? `**FAILED**: ${failures.join('; ')}` : 'All checks passed.'}`,
+  '',
+];
+const section = (title, rows, columns) => {
+  if (!rows.length) return;
+  lines.push(`## ${title}`, '', `| ${columns.join(' | ')} |`, `| ${columns.map(() => '---').join(' | ')} |`);
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`);
+  lines.push('');
+};
+section(
+  'Forward latency (CUDA, seeded random weights)',
+  Object.entries(figures.forward ?? {}).map(([k, v]) => [k, v.medianMs, v.minMs, v.imagesPerSecond]),
+  ['case', 'median ms', 'min ms', 'images/s'],
+);
+section(
+  'One-step consistency sampling (Pipeline.generate end to end)',
+  Object.entries(figures.consistency ?? {}).map(([k, v]) => [k, v.medianMs, v.imagesPerSecond]),
+  ['case', 'median ms', 'images/s'],
+);
+section(
+  'Whole samplings, CUDA vs CPU, same seed (8-bit image levels)',
+  Object.entries(figures.sampling ?? {}).map(([k, v]) => [k, v.maxLevels, v.meanLevels]),
+  ['case', 'max |diff|', 'mean |diff|'],
+);
+section(
+  'Fixture suites on CUDA',
+  fixtureRuns.map((r) => [r.precision, r.files.join(', '), r.ok ? 'pass' : '**FAIL**', r.seconds.toFixed(1)]),
+  ['precision', 'suites', 'result', 'seconds'],
+);
+section(
+  'Ops, CUDA vs CPU reference (max abs error; tolerance)',
+  opResults.map((r) => [r.name, r.error.toExponential(2), r.tolerance.toExponential(2), r.error <= r.tolerance ? 'ok' : '**over**']),
+  ['check', 'max abs error', 'tolerance', ''],
+);
+writeFileSync(path.join('bench', 'results-cuda.md'), lines.join('\n'));
+console.log(`\nwrote bench/results-cuda.md (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+if (failures.length) {
+  console.error(`test:cuda: FAILED: ${failures.join('; ')}`);
+  process.exit(1);
+}
