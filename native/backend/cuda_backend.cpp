@@ -24,7 +24,7 @@ namespace {
 
 class CudaBackend final : public DeviceBackend {
  public:
-  CudaBackend(std::shared_ptr<CudaLibrary> lib, int device, int math) : lib_(std::move(lib)), math_(math) {
+  CudaBackend(std::shared_ptr<CudaLibrary> lib, int device, int math) : lib_(std::move(lib)), device_(device), math_(math) {
     const auto devices = lib_->devices();  // no driver / no device: BackendUnavailable
     if (device < 0 || device >= static_cast<int>(devices.size()))
       fail(ErrorCode::BackendUnavailable, "CUDA device " + std::to_string(device) + " does not exist (" +
@@ -35,6 +35,7 @@ class CudaBackend final : public DeviceBackend {
   ~CudaBackend() override { api().fdc_context_destroy(ctx_); }
 
   std::string name() const override { return name_; }
+  int cuda_device() const override { return device_; }
 
   void* allocate(int64_t bytes) override {
     void* p = nullptr;
@@ -96,6 +97,7 @@ class CudaBackend final : public DeviceBackend {
  private:
   const CudaLibrary::Api& api() const { return lib_->api(); }
   std::shared_ptr<CudaLibrary> lib_;
+  int device_;
   int math_;
   std::string name_;
   fdc_context* ctx_ = nullptr;

@@ -23,6 +23,8 @@ class DeviceBackend {
   virtual ~DeviceBackend() = default;
   // E.g. "cuda:0 NVIDIA H200 (tf32)".
   virtual std::string name() const = 0;
+  // The CUDA device index, or -1 for a backend that is not a CUDA device.
+  virtual int cuda_device() const { return -1; }
 
   virtual void* allocate(int64_t bytes) = 0;  // zero bytes: nullptr
   virtual void release(void* p) noexcept = 0;

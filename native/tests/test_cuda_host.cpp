@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backend/cuda_library.h"
+#include "backend/device_step.h"
 #include "backend/host_backend.h"
 #include "conv_layout.h"
 #include "core/thread_pool.h"
@@ -264,3 +265,32 @@ TEST_CASE("cuda library: the built library loads; without a driver or GPU its er
   CHECK_EQ(api.fdc_packed_conv_bytes(8, 4, 3, 7), int64_t{-1});
 }
 #endif
+
+TEST_CASE("device step: the upload/run/download path equals the CPU step (host emulation)") {
+  const int64_t B = 2, C = 3, P = 10, n = B * C * P;
+  auto x = random_vector(n, 1), m = random_vector(2 * n, 2), y = random_vector(n, 3), z = random_vector(n, 4);
+  for (float& v : m) v = std::fabs(v) + 0.1f;
+  std::vector<double> ax{1.0, 0.5}, am{-0.2, 0.3}, bx{0.4, 0.6}, b0{0.5, 0.1}, bz{0.3, 0.2}, by{0.1, 0.0}, e0{-1, -2}, e1{0.5, 1};
+  const std::vector<uint64_t> seeds{5, 6};
+  auto backend = backend::make_host_backend();
+  for (int mode = 0; mode < 3; ++mode) {
+    kernels::AffineStepParams p;
+    p.batch = B, p.channels = C, p.pixels = P;
+    p.ax = ax.data(), p.am = am.data(), p.bx = bx.data(), p.b0 = b0.data(), p.bz = bz.data(), p.by = by.data();
+    p.e0 = e0.data(), p.e1 = e1.data();
+    if (mode == 1) p.clamp = kernels::ClampMode::Range, p.clamp_lo = -0.3, p.clamp_hi = 0.4;
+    if (mode == 2) p.noise_scale = kernels::NoiseScaleMode::ExpV;
+    kernels::ModelOutputView view{m.data(), mode == 2 ? 2 * C : C, false, 1.0};
+    kernels::NoiseSource noise;
+    if (mode == 0) noise.tensor = z.data();
+    else noise.seeds = seeds.data(), noise.stream = 3;
+    std::vector<float> want(n), want_x0(n), got(n), got_x0(n);
+    kernels::affine_step(p, x.data(), view, noise, y.data(), want.data(), want_x0.data(), *ThreadPool::global());
+    backend::affine_step_with(*backend, p, x.data(), view, B * view.m_channels * P, noise, y.data(), got.data(), got_x0.data());
+    CHECK_EQ(max_abs_diff(got.data(), want.data(), n), 0.0);
+    CHECK_EQ(max_abs_diff(got_x0.data(), want_x0.data(), n), 0.0);
+  }
+  kernels::AffineStepParams dynamic;
+  dynamic.clamp = kernels::ClampMode::Dynamic;
+  CHECK(!backend::device_step_supported(dynamic));
+}

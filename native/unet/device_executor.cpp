@@ -304,6 +304,7 @@ TensorPtr DeviceExecutor::forward(const ForwardInput& in) {
   }
   be.nhwc_to_nchw(a + l.offset[plan_.output], batch, height, width, c.out_channels, divisor, a + l.output);
   be.download(output->data(), a + l.output, output->numel() * 4);
+  output->set_source_device(be.cuda_device());
   return output;
 }
 
