@@ -184,6 +184,21 @@ FDC_API int fdc_affine_step(fdc_context* ctx, const fdc_affine_step_params* p, c
 FDC_API int fdc_philox_normal(fdc_context* ctx, float* out, int64_t batch, int64_t per_item, const uint64_t* seeds,
                               uint64_t stream);
 
+/* --- INT8 convolution (quantized models) ----------------------------------------------
+ * This library's own format (cuda/shared/conv_layout.h has the host twin):
+ *   weights: per output channel co, s_w[co] = max|w[co]| / 127, q_w = round(w / s_w) in
+ *     [-127, 127]; `packed` = int32 words [ceil(K / 4)][out_c], word (g, co) holding q_w of
+ *     k = 4g + j in byte j (little-endian, zero past K; k as for fp32 packing), then out_c
+ *     float scales s_w. Packed on the host from [out_c][in_c][k][k] float weights.
+ *   inputs: quantized on the device per image, s_x[n] = max|x[n]| / 127, q_x = round(x / s_x).
+ *   y = epilogue( (sum_k q_x q_w, int32) * s_x[n] * s_w[co] ).
+ * `scratch`: fdc_conv2d_int8_scratch_bytes() of device memory. */
+FDC_API int64_t fdc_packed_conv_int8_bytes(int out_c, int in_c, int kernel);
+FDC_API int fdc_pack_conv_int8(fdc_context* ctx, const float* oihw_host, int out_c, int in_c, int kernel, void* packed);
+FDC_API int64_t fdc_conv2d_int8_scratch_bytes(const fdc_conv2d_params* p);
+FDC_API int fdc_conv2d_int8(fdc_context* ctx, const fdc_conv2d_params* p, const float* x, const void* packed,
+                            const fdc_epilogue* e, float* y, void* scratch);
+
 #ifdef __cplusplus
 }
 #endif

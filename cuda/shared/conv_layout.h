@@ -12,7 +12,9 @@
 // Consecutive k inside one tap are consecutive channels of one NHWC pixel: a tile of A is
 // read along contiguous memory, as is a tile of W along co.
 #pragma once
+#include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "fusediff_cuda.h"
 
@@ -99,6 +101,79 @@ inline void conv2d_gemm_host(const fdc_conv2d_params& p, const float* x, const f
         if (i >= 0) acc += x[i] * packed[static_cast<int64_t>(k) * p.out_c + co];
       }
       y[m * p.out_c + co] = conv_epilogue(e, m, r.n, co, p.out_c, acc);
+    }
+  }
+}
+
+// --- INT8 (this library's own packing; see fusediff_cuda.h) -----------------------------
+//   weights: s_w[co] = max|w[co, ...]| / 127 (1 when all zero), q_w = round(w / s_w) in [-127, 127]
+//            packed as int32 words [ceil(K / 4)][out_c]: word (g, co) holds q_w[k = 4g + j] in
+//            byte j (little-endian), zero past K; then out_c floats s_w.
+//   inputs:  s_x[n] = max|x[n, ...]| / 127 per image (1 when all zero), q_x = round(x / s_x)
+//   y = epilogue( (sum_k q_x * q_w) * s_x[n] * s_w[co] )      (int32 accumulation, exact)
+FDC_HD inline int conv_int8_groups(int K) { return (K + 3) / 4; }
+FDC_HD inline int8_t quantize_int8(float v, float scale) {
+  float q = rintf(v / scale);  // round half to even, as std::nearbyint in the default mode
+  q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+  return static_cast<int8_t>(q);
+}
+
+inline int64_t packed_conv_int8_bytes(int out_c, int in_c, int kernel) {
+  return static_cast<int64_t>(conv_int8_groups(kernel * kernel * in_c)) * out_c * 4 + static_cast<int64_t>(out_c) * 4;
+}
+
+// Into `packed` (packed_conv_int8_bytes): the words, then the scales.
+inline void pack_conv_int8(const float* oihw, int out_c, int in_c, int kernel, void* packed) {
+  const int K = kernel * kernel * in_c, groups = conv_int8_groups(K);
+  std::vector<float> kco(static_cast<size_t>(K) * out_c);
+  pack_conv_kco(oihw, out_c, in_c, kernel, kco.data());
+  auto* words = static_cast<uint32_t*>(packed);
+  auto* scales = reinterpret_cast<float*>(words + static_cast<int64_t>(groups) * out_c);
+  for (int co = 0; co < out_c; ++co) {
+    float m = 0.0f;
+    for (int k = 0; k < K; ++k) m = std::fmax(m, std::fabs(kco[static_cast<size_t>(k) * out_c + co]));
+    scales[co] = m > 0.0f ? m / 127.0f : 1.0f;
+    for (int g = 0; g < groups; ++g) {
+      uint32_t w = 0;
+      for (int j = 0; j < 4; ++j) {
+        const int k = 4 * g + j;
+        const int8_t q = k < K ? quantize_int8(kco[static_cast<size_t>(k) * out_c + co], scales[co]) : 0;
+        w |= static_cast<uint32_t>(static_cast<uint8_t>(q)) << (8 * j);
+      }
+      words[static_cast<int64_t>(g) * out_c + co] = w;
+    }
+  }
+}
+
+// The per-image input scale.
+inline float input_scale_int8(const float* x, int64_t count) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < count; ++i) m = std::fmax(m, std::fabs(x[i]));
+  return m > 0.0f ? m / 127.0f : 1.0f;
+}
+
+// The INT8 convolution on the host: the CPU twin of conv2d_int8 (tests).
+inline void conv2d_int8_host(const fdc_conv2d_params& p, const float* x, const void* packed, const fdc_epilogue& e,
+                             float* y) {
+  const int K = conv_gemm_k(p), groups = conv_int8_groups(K);
+  const auto* words = static_cast<const uint32_t*>(packed);
+  const auto* wscale = reinterpret_cast<const float*>(words + static_cast<int64_t>(groups) * p.out_c);
+  const int64_t image = static_cast<int64_t>(p.in_h) * p.in_w * p.in_c;
+  std::vector<float> xscale(p.batch);
+  for (int n = 0; n < p.batch; ++n) xscale[n] = input_scale_int8(x + n * image, image);
+  const int64_t M = conv_gemm_m(p);
+  for (int64_t m = 0; m < M; ++m) {
+    const ConvRow r = conv_row(p, m);
+    for (int co = 0; co < p.out_c; ++co) {
+      int32_t acc = 0;
+      for (int k = 0; k < K; ++k) {
+        const int64_t i = conv_input_index(p, r, k);
+        if (i < 0) continue;
+        const auto qw = static_cast<int8_t>((words[static_cast<int64_t>(k / 4) * p.out_c + co] >> (8 * (k % 4))) & 0xff);
+        acc += static_cast<int32_t>(quantize_int8(x[i], xscale[r.n])) * qw;
+      }
+      const float v = static_cast<float>(acc) * xscale[r.n] * wscale[co];
+      y[m * p.out_c + co] = conv_epilogue(e, m, r.n, co, p.out_c, v);
     }
   }
 }

@@ -258,6 +258,42 @@ FDC_API int fdc_conv2d(fdc_context* ctx, const fdc_conv2d_params* p, const float
   return conv2d(ctx, *p, x, packed, math, *e, y);
 }
 
+// --- INT8 convolution -------------------------------------------------------------------
+
+FDC_API int64_t fdc_packed_conv_int8_bytes(int out_c, int in_c, int kernel) {
+  if (out_c < 1 || in_c < 1 || kernel < 1) return -1;
+  return packed_conv_int8_bytes(out_c, in_c, kernel);
+}
+
+FDC_API int fdc_pack_conv_int8(fdc_context* ctx, const float* oihw_host, int out_c, int in_c, int kernel, void* packed) {
+  FDC_ENTER(ctx);
+  FDC_REQUIRE(oihw_host && packed && out_c > 0 && in_c > 0 && (kernel == 1 || kernel == 3), "fdc_pack_conv_int8: bad arguments");
+  return guarded("fdc_pack_conv_int8", [&] {
+    const int64_t bytes = packed_conv_int8_bytes(out_c, in_c, kernel);
+    std::vector<unsigned char> host(static_cast<size_t>(bytes));
+    pack_conv_int8(oihw_host, out_c, in_c, kernel, host.data());
+    FDC_CUDA(cudaMemcpyAsync(packed, host.data(), host.size(), cudaMemcpyHostToDevice, ctx->stream), "pack upload");
+    return static_cast<int>(FDC_OK);
+  });
+}
+
+FDC_API int64_t fdc_conv2d_int8_scratch_bytes(const fdc_conv2d_params* p) {
+  if (!p || p->batch < 1 || p->in_h < 1 || p->in_w < 1 || p->in_c < 1) return -1;
+  return conv2d_int8_scratch_bytes(*p);
+}
+
+FDC_API int fdc_conv2d_int8(fdc_context* ctx, const fdc_conv2d_params* p, const float* x, const void* packed,
+                            const fdc_epilogue* e, float* y, void* scratch) {
+  FDC_ENTER(ctx);
+  FDC_REQUIRE(p && x && packed && e && y && scratch, "fdc_conv2d_int8: null argument");
+  FDC_REQUIRE(p->batch > 0 && p->in_h > 0 && p->in_w > 0 && p->in_c > 0 && p->out_h > 0 && p->out_w > 0 && p->out_c > 0,
+              "fdc_conv2d_int8: empty shape");
+  FDC_REQUIRE((p->kernel == 1 || p->kernel == 3) && (p->stride == 1 || p->stride == 2),
+              "fdc_conv2d_int8: kernel must be 1 or 3 and stride 1 or 2");
+  FDC_REQUIRE(p->batch <= 65535, "fdc_conv2d_int8: batch above 65535");
+  return conv2d_int8(ctx, *p, x, packed, *e, y, scratch);
+}
+
 // --- GroupNorm, attention -----------------------------------------------------------------
 
 FDC_API int fdc_group_norm(fdc_context* ctx, const fdc_group_norm_params* p, const float* x, float* y) {

@@ -8,6 +8,10 @@ namespace fusediff::cuda {
 // conv2d.cu
 int conv2d(fdc_context* ctx, const fdc_conv2d_params& p, const float* x, const void* w, int math, const fdc_epilogue& e,
            float* y);
+// conv2d_int8.cu
+int64_t conv2d_int8_scratch_bytes(const fdc_conv2d_params& p);
+int conv2d_int8(fdc_context* ctx, const fdc_conv2d_params& p, const float* x, const void* packed, const fdc_epilogue& e,
+                float* y, void* scratch);
 // group_norm.cu
 int group_norm(fdc_context* ctx, const fdc_group_norm_params& p, const float* x, float* y);
 // attention.cu

@@ -7,6 +7,7 @@
 //  - the library loader's errors: no library at a path, not a fusediff library, and with
 //    the real library on a machine without a driver/GPU, BackendUnavailable, never a crash.
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -293,4 +294,43 @@ TEST_CASE("device step: the upload/run/download path equals the CPU step (host e
   kernels::AffineStepParams dynamic;
   dynamic.clamp = kernels::ClampMode::Dynamic;
   CHECK(!backend::device_step_supported(dynamic));
+}
+
+TEST_CASE("cuda layout: INT8 packing and the INT8 conv's host twin (quantization error bound)") {
+  // Packing: per-output-channel scales, bytes of k = 4g + j in word (g, co), zero past K.
+  const int out_c = 3, in_c = 3, kernel = 1;  // K = 3: one word per channel, byte 3 zero
+  const std::vector<float> w{1.0f, -0.6f, 0.25f, /**/ 0.0f, 0.0f, 0.0f, /**/ -2.0f, 1.1f, 0.0f};
+  std::vector<unsigned char> packed(static_cast<size_t>(cuda::packed_conv_int8_bytes(out_c, in_c, kernel)));
+  CHECK_EQ(packed.size(), size_t{3 * 4 + 3 * 4});
+  cuda::pack_conv_int8(w.data(), out_c, in_c, kernel, packed.data());
+  const auto* words = reinterpret_cast<const uint32_t*>(packed.data());
+  const auto* scales = reinterpret_cast<const float*>(words + 3);
+  CHECK_NEAR(scales[0], 1.0 / 127, 1e-9);
+  CHECK_EQ(scales[1], 1.0f);  // an all-zero channel
+  CHECK_NEAR(scales[2], 2.0 / 127, 1e-9);
+  CHECK_EQ(words[0], 0x0020b47fu);  // bytes 127, -76 (-76.2), 32 (31.75), 0
+  CHECK_EQ(words[1], 0u);
+  CHECK_EQ(words[2], 0x00004681u);  // bytes -127, 70 (69.85), 0, 0
+
+  // The convolution: within the quantization error of the float reference.
+  fdc_conv2d_params p{};
+  p.batch = 2, p.in_h = 8, p.in_w = 6, p.in_c = 7, p.out_c = 9, p.kernel = 3, p.stride = 1, p.pad_top = p.pad_left = 1;
+  p.out_h = 8, p.out_w = 6;
+  auto x = random_vector(static_cast<size_t>(2 * 8 * 6 * 7), 41);
+  auto wt = random_vector(static_cast<size_t>(9 * 7 * 9), 42, 0.2f);
+  auto bias = random_vector(9, 43);
+  std::vector<unsigned char> pw(static_cast<size_t>(cuda::packed_conv_int8_bytes(9, 7, 3)));
+  cuda::pack_conv_int8(wt.data(), 9, 7, 3, pw.data());
+  fdc_epilogue e{bias.data(), nullptr, 0, nullptr, 1.0f};
+  const int64_t n = cuda::conv_gemm_m(p) * p.out_c;
+  std::vector<float> got(n), want(n), packed_f(wt.size());
+  cuda::conv2d_int8_host(p, x.data(), pw.data(), e, got.data());
+  cuda::pack_conv_kco(wt.data(), 9, 7, 3, packed_f.data());
+  cuda::conv2d_gemm_host(p, x.data(), packed_f.data(), e, want.data());
+  // Each product's error is at most ~(|x| s_w + |w| s_x) / 2: with |x| <= 1, |w| <= 0.2 and
+  // K = 63 terms, a bound of 63 * (0.2/127 + 0.2/127) / 2 ~ 0.05; random signs keep it well below.
+  const double err = max_abs_diff(got.data(), want.data(), n);
+  std::printf("  int8 conv vs float: max abs error %.4f\n", err);
+  CHECK(err < 0.05);
+  CHECK(err > 0.0);  // it did quantize
 }
