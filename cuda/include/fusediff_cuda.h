@@ -135,6 +135,9 @@ FDC_API int fdc_group_norm(fdc_context* ctx, const fdc_group_norm_params* p, con
 /* --- Attention over fused QKV (kernels.h: AttentionParams) ----------------------------- */
 typedef struct fdc_attention_params {
   int batch, tokens, channels, heads;
+  /* 0: three passes (scores to scratch, row softmax, P V); 1: one fused pass with an online
+   * softmax, no scratch (head_dim = channels / heads at most 256; larger falls back to 0). */
+  int fused;
 } fdc_attention_params;
 FDC_API int64_t fdc_attention_scratch_bytes(const fdc_attention_params* p);
 FDC_API int fdc_attention(fdc_context* ctx, const fdc_attention_params* p, const float* qkv, float* out,

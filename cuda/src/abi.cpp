@@ -312,10 +312,11 @@ FDC_API int64_t fdc_attention_scratch_bytes(const fdc_attention_params* p) {
 
 FDC_API int fdc_attention(fdc_context* ctx, const fdc_attention_params* p, const float* qkv, float* out, void* scratch) {
   FDC_ENTER(ctx);
-  FDC_REQUIRE(p && qkv && out && scratch, "fdc_attention: null argument");
+  FDC_REQUIRE(p && qkv && out, "fdc_attention: null argument");
   FDC_REQUIRE(p->batch > 0 && p->tokens > 0 && p->heads > 0 && p->channels % p->heads == 0,
               "fdc_attention: channels must be a multiple of heads");
-  FDC_REQUIRE(p->heads <= 65535 && p->tokens <= 65535 * 64, "fdc_attention: too many heads or tokens");
+  FDC_REQUIRE(p->heads <= 65535 && p->batch <= 65535 && p->tokens <= 65535 * 64, "fdc_attention: too many heads, images or tokens");
+  FDC_REQUIRE(scratch || attention_scratch_bytes(*p) == 0, "fdc_attention: null scratch");
   return attention(ctx, *p, qkv, out, scratch);
 }
 

@@ -5,11 +5,15 @@
 //     P = softmax(S) along each row       (max-subtracted; the row sum in float64)
 //     O = P V                             out [tokens][C], head h at columns h*d
 //
-// Three plain kernels over a scratch buffer of scores [images in chunk][heads][T][T]: a batched
-// SGEMM (64 x 64 tiles, 4 x 4 values per thread, float32 FMA) for S and for O, and a row
-// softmax between them. Images are processed in chunks so that the scratch stays bounded
-// (fdc_attention_scratch_bytes). Not flash-attention: simple first, the scores round-trip
-// through memory.
+// Two implementations:
+//  - three passes (the default): a batched SGEMM (64 x 64 tiles, 4 x 4 values per thread,
+//    float32 FMA) for S into a scratch buffer [images in chunk][heads][T][T], a row softmax,
+//    and the same SGEMM for O. Images go in chunks so that the scratch stays bounded.
+//  - fused (p.fused, head_dim <= 256): one warp per query, eight queries per block sharing
+//    K/V tiles in shared memory, an online softmax (running max m, sum l, rescaled
+//    accumulator), no scratch:
+//        s = q.k_j / sqrt(d);  m' = max(m, s);  l = l e^(m - m') + e^(s - m');
+//        acc = acc e^(m - m') + e^(s - m') v_j;   o = acc / l
 #include <cmath>
 
 #include "ops.h"
@@ -90,6 +94,72 @@ __global__ void __launch_bounds__(kSoftmaxThreads) softmax_rows(float* s, int n)
   for (int j = threadIdx.x; j < n; j += kSoftmaxThreads) row[j] *= inv;
 }
 
+// --- Fused --------------------------------------------------------------------------------
+constexpr int kFusedWarps = 8;     // queries per block
+constexpr int kFusedKeys = 16;     // keys per shared-memory tile
+constexpr int kFusedPerLane = 8;   // head_dim <= 32 * 8 = 256
+__global__ void __launch_bounds__(kFusedWarps * 32)
+    attention_fused_kernel(fdc_attention_params p, const float* __restrict__ qkv, float* __restrict__ out) {
+  extern __shared__ float tile[];  // K [kFusedKeys][d], then V [kFusedKeys][d]
+  const int d = p.channels / p.heads;
+  const int T = p.tokens;
+  const int h = blockIdx.y, b = blockIdx.z;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int i = blockIdx.x * kFusedWarps + warp;  // this warp's query
+  const int64_t row = 3 * static_cast<int64_t>(p.channels);
+  const float* base = qkv + static_cast<int64_t>(b) * T * row + h * d;
+  const float scale = 1.0f / sqrtf(static_cast<float>(d));
+  float q[kFusedPerLane], acc[kFusedPerLane];
+  for (int e = 0; e < kFusedPerLane; ++e) {
+    const int c = lane + 32 * e;
+    q[e] = (i < T && c < d) ? base[i * row + c] : 0.0f;
+    acc[e] = 0.0f;
+  }
+  float m = -INFINITY, l = 0.0f;
+  float* Ks = tile;
+  float* Vs = tile + kFusedKeys * d;
+  for (int j0 = 0; j0 < T; j0 += kFusedKeys) {
+    const int keys = min(kFusedKeys, T - j0);
+    for (int e = threadIdx.x; e < keys * d; e += kFusedWarps * 32) {
+      const int j = e / d, c = e % d;
+      Ks[e] = base[(j0 + j) * row + p.channels + c];
+      Vs[e] = base[(j0 + j) * row + 2 * p.channels + c];
+    }
+    __syncthreads();
+    if (i < T) {
+      for (int j = 0; j < keys; ++j) {
+        float part = 0.0f;
+        for (int e = 0; e < kFusedPerLane; ++e) {
+          const int c = lane + 32 * e;
+          if (c < d) part = fmaf(q[e], Ks[j * d + c], part);
+        }
+        for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffffu, part, o);
+        const float s = part * scale;
+        const float m_new = fmaxf(m, s);
+        const float correction = expf(m - m_new);  // 0 on the first key (m = -inf)
+        const float weight = expf(s - m_new);
+        l = l * correction + weight;
+        for (int e = 0; e < kFusedPerLane; ++e) {
+          const int c = lane + 32 * e;
+          acc[e] = acc[e] * correction + (c < d ? weight * Vs[j * d + c] : 0.0f);
+        }
+        m = m_new;
+      }
+    }
+    __syncthreads();
+  }
+  if (i < T) {
+    float* o = out + (static_cast<int64_t>(b) * T + i) * p.channels + h * d;
+    const float inv = 1.0f / l;
+    for (int e = 0; e < kFusedPerLane; ++e) {
+      const int c = lane + 32 * e;
+      if (c < d) o[c] = acc[e] * inv;
+    }
+  }
+}
+
+bool use_fused(const fdc_attention_params& p) { return p.fused && p.channels / p.heads <= 32 * kFusedPerLane; }
+
 int64_t chunk_images(const fdc_attention_params& p) {
   const int64_t per_image = static_cast<int64_t>(p.heads) * p.tokens * p.tokens * static_cast<int64_t>(sizeof(float));
   int64_t chunk = kScratchCap / (per_image > 0 ? per_image : 1);
@@ -101,11 +171,20 @@ int64_t chunk_images(const fdc_attention_params& p) {
 }  // namespace
 
 int64_t attention_scratch_bytes(const fdc_attention_params& p) {
+  if (use_fused(p)) return 0;
   return chunk_images(p) * p.heads * static_cast<int64_t>(p.tokens) * p.tokens * static_cast<int64_t>(sizeof(float));
 }
 
 int attention(fdc_context* ctx, const fdc_attention_params& p, const float* qkv, float* out, void* scratch) {
   const int d = p.channels / p.heads;
+  if (use_fused(p)) {
+    const dim3 grid(static_cast<unsigned>((p.tokens + kFusedWarps - 1) / kFusedWarps), static_cast<unsigned>(p.heads),
+                    static_cast<unsigned>(p.batch));
+    const size_t smem = 2 * kFusedKeys * static_cast<size_t>(d) * sizeof(float);  // <= 32 KiB
+    attention_fused_kernel<<<grid, kFusedWarps * 32, smem, ctx->stream>>>(p, qkv, out);
+    FDC_LAUNCHED("attention (fused)");
+    return FDC_OK;
+  }
   const int T = p.tokens;
   const int64_t row = 3 * static_cast<int64_t>(p.channels);  // qkv floats per token
   const int64_t image = static_cast<int64_t>(T) * row;

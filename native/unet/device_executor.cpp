@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -56,6 +57,9 @@ DeviceExecutor::DeviceExecutor(Plan plan, std::unique_ptr<backend::DeviceBackend
     : plan_(std::move(plan)), backend_(std::move(backend)) {
   if (!plan_.kernels || std::strcmp(plan_.kernels->name, "reference") != 0)
     fail(ErrorCode::Internal, "the device executor needs a plan with PyTorch-layout weights (reference kernel table)");
+  // FUSEDIFF_CUDA_ATTENTION=fused selects the one-pass attention kernel (three passes by default
+  // until it has been measured on a GPU).
+  if (const char* a = std::getenv("FUSEDIFF_CUDA_ATTENTION"); a && std::strcmp(a, "fused") == 0) fused_attention_ = 1;
   backend::DeviceBackend& be = *backend_;
   auto upload_floats = [&](const std::vector<float>& v) {
     DeviceBuffer b;
@@ -125,7 +129,7 @@ DeviceExecutor::Layout DeviceExecutor::layout(int batch, int height, int width) 
   for (const Op& op : plan_.ops)
     if (const auto* attn = std::get_if<AttentionOp>(&op)) {
       const Value& v = plan_.values[attn->out];
-      fdc_attention_params p{batch, (height >> v.scale) * (width >> v.scale), v.channels, attn->heads};
+      fdc_attention_params p{batch, (height >> v.scale) * (width >> v.scale), v.channels, attn->heads, fused_attention_};
       scratch_bytes = std::max(scratch_bytes, backend_->attention_scratch_bytes(p));
     }
   l.scratch = take((scratch_bytes + 3) / 4);
@@ -252,7 +256,7 @@ void DeviceExecutor::run_op(size_t index, const Layout& l, float* a, bool circul
     be.group_norm(p, value(norm->in), value(norm->out));
   } else if (const auto* attn = std::get_if<AttentionOp>(&op)) {
     const Value& v = plan_.values[attn->out];
-    fdc_attention_params p{batch, (l.height >> v.scale) * (l.width >> v.scale), v.channels, attn->heads};
+    fdc_attention_params p{batch, (l.height >> v.scale) * (l.width >> v.scale), v.channels, attn->heads, fused_attention_};
     be.attention(p, value(attn->in), value(attn->out), a + l.scratch);
   } else if (const auto* rs = std::get_if<ResampleOp>(&op)) {
     auto [h, w, ch] = dims(rs->in);

@@ -45,6 +45,7 @@ class DeviceExecutor final : public Runner {
   std::unique_ptr<backend::DeviceBackend> backend_;
   std::vector<OpWeights> op_weights_;  // per op of the plan
   std::unique_ptr<Linear> time_1_, time_2_, class_1_, class_2_, temb_proj_;
+  int fused_attention_ = 0;  // fdc_attention_params::fused
   std::mutex mutex_;  // one forward at a time
   std::map<ShapeKey, backend::DeviceBuffer> arenas_;
 };

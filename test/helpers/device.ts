@@ -3,7 +3,8 @@
  * `npm run test:cuda` sets FUSEDIFF_TEST_DEVICE=cuda and FUSEDIFF_TEST_PRECISION (fp32, tf32,
  * bf16). With reduced-precision math the tolerance grows with the reference's magnitude:
  * TF32 multiplies 10-bit-mantissa inputs (relative error ~2^-11 per product, float32
- * accumulation), BF16 7-bit ones.
+ * accumulation; a forward typically lands near 1e-3 of the output scale, and end-to-end
+ * samplings carry it through every step: 1e-2 allowed), BF16 7-bit ones (5e-2).
  */
 import type { LoadUNetOptions } from '../../lib/index.js';
 
@@ -16,7 +17,7 @@ export function deviceOptions(): LoadUNetOptions {
 }
 
 /** Relative error allowed on top of a fixture's float32 tolerance, by precision. */
-export const RELATIVE_TOLERANCE = { fp32: 0, tf32: 5e-3, bf16: 3e-2 } as const;
+export const RELATIVE_TOLERANCE = { fp32: 0, tf32: 1e-2, bf16: 5e-2 } as const;
 
 /** The tolerance for the device under test, given the fixture's and the reference's largest |value|. */
 export function deviceTolerance(tolerance: number, referenceMaxAbs: number): number {
