@@ -2,12 +2,14 @@
 // (compute capability 8.0+) and the addon built with the CUDA toolkit (npm ci / npm run
 // build:native). Not part of npm test. Designed for under 5 minutes on one H200:
 //   1. build/fusediff_cuda_tests: every CUDA op against the CPU reference (fp32, tf32, bf16),
-//      bit-identical Philox noise, the whole UNet device vs CPU executor;
+//      bit-identical Philox noise, the whole UNet device vs CPU executor, and the forward
+//      latency benchmark (ddpm-cifar10-32 config at batch 1 and 64, cd_imagenet64_l2 config at
+//      batch 1 and 16, seeded random weights; TF32 and fp32). This binary needs no Node:
+//      FUSEDIFF_CUDA_LIBRARY=build/Release/libfusediff_cuda.so build/fusediff_cuda_tests;
 //   2. the diffusers fixture suites (UNet forwards, end-to-end samplings) on CUDA: fp32 at the
 //      fixtures' own tolerances, tf32 and bf16 at the relative tolerances of test/helpers/device.ts;
-//   3. test/gpu/*.gpu.ts: CPU-vs-CUDA whole samplings with the same seeds, and the benchmark
-//      (forward latency of the ddpm-cifar10-32 and cd_imagenet64_l2 configs, one-step
-//      consistency images/s).
+//   3. test/gpu/*.gpu.ts: CPU-vs-CUDA whole samplings with the same seeds, and one-step
+//      consistency images/s through Pipeline.generate.
 // Writes every figure to bench/results-cuda.md. Without a usable GPU it exits 1 with one line.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,6 +39,7 @@ console.log(`== CUDA: ${dev.name} (compute ${dev.computeCapability}, ${(dev.tota
 
 // 1. Op-level checks.
 const opResults = [];
+const benchResults = [];
 const binary = path.join('build', 'fusediff_cuda_tests');
 if (!existsSync(binary)) {
   failures.push(`${binary} is missing (build with a CUDA toolkit: npm run build:native)`);
@@ -49,6 +52,8 @@ if (!existsSync(binary)) {
   for (const line of (r.stdout ?? '').split('\n')) {
     const m = line.match(/^RESULT (\S+) (\S+) (\S+)$/);
     if (m) opResults.push({ name: m[1], error: Number(m[2]), tolerance: Number(m[3]) });
+    const b = line.match(/^BENCH (.+) \| (\S+) \| (\S+) \| (\S+)$/);
+    if (b) benchResults.push([b[1], b[2], b[3], b[4]]);
   }
   if (r.status !== 0) failures.push(`op checks (${binary}) failed`);
   console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
@@ -101,8 +106,8 @@ const section = (title, rows, columns) => {
   lines.push('');
 };
 section(
-  'Forward latency (CUDA, seeded random weights)',
-  Object.entries(figures.forward ?? {}).map(([k, v]) => [k, v.medianMs, v.minMs, v.imagesPerSecond]),
+  'Forward latency (CUDA, seeded random weights; upload + forward + download, as UNet.forward)',
+  benchResults,
   ['case', 'median ms', 'min ms', 'images/s'],
 );
 section(

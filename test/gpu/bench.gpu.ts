@@ -1,17 +1,17 @@
 /**
- * GPU benchmark (npm run test:cuda): forward latency on CUDA of the google/ddpm-cifar10-32
- * config at batch 1 and 64 and of the openai/diffusers-cd_imagenet64_l2 config at batch 1 and
- * 16 (seeded random weights from test/helpers/random-model.ts, as bench/ does; made in
- * bench/.weights/ and reused), in TF32 (default) and fp32; and one-step consistency sampling
- * (cd_imagenet64 config, CMStochasticIterativeScheduler, 1 step, batch 16) in images/s, end to
- * end through Pipeline.generate (noise, forward, step, images). Figures go to the results file.
+ * GPU benchmark through the API (npm run test:cuda): one-step consistency sampling
+ * (openai/diffusers-cd_imagenet64_l2 config with seeded random weights from
+ * test/helpers/random-model.ts, made in bench/.weights/ and reused; CMStochasticIterativeScheduler,
+ * 1 step, batch 16, TF32) in images/s, end to end through Pipeline.generate (noise, forward, step
+ * on the device, images). Forward latencies are measured by fusediff_cuda_tests (bench cases),
+ * which needs no Node. Figures go to the results file.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
-import { loadPipeline, loadUNet, Tensor, type UNet } from '../../lib/index.js';
+import { loadPipeline } from '../../lib/index.js';
 import { MODELS, type BenchModel } from '../../bench/cases.js';
-import { rng, writeRandomModel } from '../helpers/random-model.js';
+import { writeRandomModel } from '../helpers/random-model.js';
 import { recordResult } from './results.js';
 
 const WEIGHTS = path.resolve(__dirname, '..', '..', 'bench', '.weights');
@@ -31,52 +31,6 @@ function modelDir(model: BenchModel): string {
 function median(v: number[]): number {
   const s = [...v].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
-async function timeForward(unet: UNet, model: BenchModel, batch: number, runs: number): Promise<{ median: number; min: number }> {
-  const random = rng(batch);
-  const data = new Float32Array(batch * 3 * model.size * model.size).map(() => 2 * random() - 1);
-  const x = Tensor.fromFloat32(data, [batch, 3, model.size, model.size]);
-  const options = model.classLabel === undefined ? {} : { classLabels: new Array<number>(batch).fill(model.classLabel) };
-  const times: number[] = [];
-  for (let i = 0; i < runs + 3; i++) {
-    const t0 = performance.now();
-    const y = await unet.forward(x, model.timestep, options);
-    const ms = performance.now() - t0;
-    if (i === 0) expect((await y.toFloat32Array()).every(Number.isFinite)).toBe(true);
-    y.dispose();
-    if (i >= 3) times.push(ms); // 3 warm-up forwards (the first allocates the arena)
-  }
-  x.dispose();
-  return { median: median(times), min: Math.min(...times) };
-}
-
-const CASES = [
-  { model: MODELS.cifar, batch: 1, runs: 30 },
-  { model: MODELS.cifar, batch: 64, runs: 10 },
-  { model: MODELS.imagenet, batch: 1, runs: 20 },
-  { model: MODELS.imagenet, batch: 16, runs: 8 },
-];
-
-for (const precision of ['tf32', 'fp32'] as const) {
-  for (const model of [MODELS.cifar, MODELS.imagenet]) {
-    it(`forward latency: ${model.hub} (${precision})`, async () => {
-      const unet = await loadUNet(modelDir(model), { device: 'cuda', precision });
-      try {
-        for (const c of CASES.filter((c) => c.model === model)) {
-          const t = await timeForward(unet, model, c.batch, c.runs);
-          recordResult('forward', `${model.hub} batch ${c.batch} ${precision}`, {
-            medianMs: Number(t.median.toFixed(2)),
-            minMs: Number(t.min.toFixed(2)),
-            imagesPerSecond: Number(((1000 * c.batch) / t.median).toFixed(1)),
-            device: unet.info.kernels,
-          });
-        }
-      } finally {
-        unet.dispose();
-      }
-    });
-  }
 }
 
 it('one-step consistency sampling, images/s (cd_imagenet64 config, batch 16, tf32)', async () => {
