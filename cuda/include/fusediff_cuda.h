@@ -183,6 +183,27 @@ typedef struct fdc_affine_step_params {
 } fdc_affine_step_params;
 FDC_API int fdc_affine_step(fdc_context* ctx, const fdc_affine_step_params* p, const float* x, float* out,
                             float* x0_out);
+/* langevin_step of kernels/step.h (the annealed Langevin corrector): per image
+ *   score = k_b m_b;  eps_b = 2 alpha_b (snr |z_b| / |score_b|)^2 (0 when |score_b| = 0; with
+ *   batch_mean_norms both norms are batch means);  mean = x + eps_b score;  out = mean + sqrt(2 eps_b) z.
+ * score_scale, alpha (nullable: 1) and seeds are HOST arrays of `batch`; step_sizes (nullable)
+ * is a HOST array receiving eps_b (the call then waits for the device). The model output has
+ * the sample's channel count (guided: 2 batch images). */
+typedef struct fdc_langevin_params {
+  int64_t batch, channels, pixels;
+  const double* score_scale;
+  const double* alpha;
+  double snr;
+  int batch_mean_norms;
+  const float* m;
+  int guided;
+  double guidance_scale;
+  const float* z;
+  const uint64_t* seeds;
+  uint64_t stream;
+} fdc_langevin_params;
+FDC_API int fdc_langevin_step(fdc_context* ctx, const fdc_langevin_params* p, const float* x, float* out,
+                              float* mean_out, double* step_sizes);
 /* out[b, i] = philox::normal_at(seeds[b], stream, i); seeds: host array of `batch`. */
 FDC_API int fdc_philox_normal(fdc_context* ctx, float* out, int64_t batch, int64_t per_item, const uint64_t* seeds,
                               uint64_t stream);

@@ -414,6 +414,36 @@ FDC_API int fdc_affine_step(fdc_context* ctx, const fdc_affine_step_params* p, c
   });
 }
 
+FDC_API int fdc_langevin_step(fdc_context* ctx, const fdc_langevin_params* p, const float* x, float* out,
+                              float* mean_out, double* step_sizes) {
+  FDC_ENTER(ctx);
+  FDC_REQUIRE(p && x && out && p->m && p->score_scale && p->batch > 0 && p->channels > 0 && p->pixels > 0,
+              "fdc_langevin_step: bad arguments");
+  FDC_REQUIRE(p->z || p->seeds, "fdc_langevin_step: noise is needed");
+  FDC_REQUIRE(p->batch <= 65535, "fdc_langevin_step: batch above 65535");
+  return guarded("fdc_langevin_step", [&] {
+    const int64_t B = p->batch;
+    // [score_scale][alpha][seeds][norms 2B][eps]: 6B doubles.
+    std::vector<double> host(static_cast<size_t>(6 * B), 0.0);
+    std::memcpy(host.data(), p->score_scale, static_cast<size_t>(B) * 8);
+    if (p->alpha) std::memcpy(host.data() + B, p->alpha, static_cast<size_t>(B) * 8);
+    if (!p->z) std::memcpy(host.data() + 2 * B, p->seeds, static_cast<size_t>(B) * 8);
+    void* dev = nullptr;
+    if (int s = staging(ctx, 6 * B * 8, &dev)) return s;
+    FDC_CUDA(cudaMemcpyAsync(dev, host.data(), host.size() * 8, cudaMemcpyHostToDevice, ctx->stream), "langevin upload");
+    if (int s = langevin_step(ctx, *p, static_cast<const double*>(dev), p->alpha != nullptr, p->z == nullptr, x, out,
+                              mean_out))
+      return s;
+    if (step_sizes) {
+      FDC_CUDA(cudaMemcpyAsync(step_sizes, static_cast<const double*>(dev) + 5 * B, static_cast<size_t>(B) * 8,
+                               cudaMemcpyDeviceToHost, ctx->stream),
+               "langevin step sizes");
+      FDC_CUDA(cudaStreamSynchronize(ctx->stream), "langevin step sizes");
+    }
+    return static_cast<int>(FDC_OK);
+  });
+}
+
 FDC_API int fdc_philox_normal(fdc_context* ctx, float* out, int64_t batch, int64_t per_item, const uint64_t* seeds,
                               uint64_t stream) {
   FDC_ENTER(ctx);

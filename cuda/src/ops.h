@@ -35,6 +35,9 @@ struct StepCoefficients {
 };
 int affine_step(fdc_context* ctx, const fdc_affine_step_params& p, const StepCoefficients& c, const float* x, float* out,
                 float* x0_out);
+// Langevin: `device` holds [score_scale b][alpha b][seeds b][norms 2b][eps b] (staging).
+int langevin_step(fdc_context* ctx, const fdc_langevin_params& p, const double* device, bool has_alpha, bool has_seeds,
+                  const float* x, float* out, float* mean_out);
 int philox_normal(fdc_context* ctx, float* out, int64_t batch, int64_t per_item, const uint64_t* seeds, uint64_t stream);
 
 }  // namespace fusediff::cuda

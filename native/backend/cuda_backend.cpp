@@ -90,6 +90,10 @@ class CudaBackend final : public DeviceBackend {
   void affine_step(const fdc_affine_step_params& p, const float* x, float* out, float* x0_out) override {
     lib_->check(api().fdc_affine_step(ctx_, &p, x, out, x0_out), "affine_step");
   }
+  void langevin_step(const fdc_langevin_params& p, const float* x, float* out, float* mean_out,
+                     double* step_sizes) override {
+    lib_->check(api().fdc_langevin_step(ctx_, &p, x, out, mean_out, step_sizes), "langevin_step");
+  }
   void philox_normal(float* out, int64_t batch, int64_t per_item, const uint64_t* seeds, uint64_t stream) override {
     lib_->check(api().fdc_philox_normal(ctx_, out, batch, per_item, seeds, stream), "philox_normal");
   }

@@ -52,6 +52,9 @@ class DeviceBackend {
 
   // Coefficients and seeds in p are host arrays (see fusediff_cuda.h).
   virtual void affine_step(const fdc_affine_step_params& p, const float* x, float* out, float* x0_out) = 0;
+  // Arrays in p are host arrays; step_sizes (nullable) is a host array of p.batch.
+  virtual void langevin_step(const fdc_langevin_params& p, const float* x, float* out, float* mean_out,
+                             double* step_sizes) = 0;
   virtual void philox_normal(float* out, int64_t batch, int64_t per_item, const uint64_t* seeds_host,
                              uint64_t stream) = 0;
 };

@@ -61,4 +61,35 @@ void affine_step_with(DeviceBackend& be, const kernels::AffineStepParams& p, con
   if (x0_out) be.download(x0_out, dx0.get(), n * 4);
 }
 
+void langevin_step_on_device(int device, const kernels::LangevinParams& p, const float* x,
+                             const kernels::ModelOutputView& m, int64_t m_floats, const kernels::NoiseSource& z,
+                             float* out, float* mean_out, double* step_sizes) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  langevin_step_with(step_backend(device), p, x, m, m_floats, z, out, mean_out, step_sizes);
+}
+
+void langevin_step_with(DeviceBackend& be, const kernels::LangevinParams& p, const float* x,
+                        const kernels::ModelOutputView& m, int64_t m_floats, const kernels::NoiseSource& z, float* out,
+                        float* mean_out, double* step_sizes) {
+  const int64_t n = p.batch * p.channels * p.pixels;
+  auto put = [&](const float* host, int64_t count) {
+    DeviceBuffer b;
+    if (!host) return b;
+    b = DeviceBuffer(be, count * 4);
+    be.upload(b.get(), host, count * 4);
+    return b;
+  };
+  DeviceBuffer dx = put(x, n), dm = put(m.data, m_floats), dz = put(z.tensor, n);
+  DeviceBuffer dout(be, n * 4), dmean;
+  if (mean_out) dmean = DeviceBuffer(be, n * 4);
+  fdc_langevin_params q{};
+  q.batch = p.batch, q.channels = p.channels, q.pixels = p.pixels;
+  q.score_scale = p.score_scale, q.alpha = p.alpha, q.snr = p.snr, q.batch_mean_norms = p.batch_mean_norms ? 1 : 0;
+  q.m = dm.f32(), q.guided = m.guided ? 1 : 0, q.guidance_scale = m.guidance_scale;
+  q.z = dz.f32(), q.seeds = z.tensor ? nullptr : z.seeds, q.stream = z.stream;
+  be.langevin_step(q, dx.f32(), dout.f32(), dmean.f32(), step_sizes);
+  be.download(out, dout.get(), n * 4);
+  if (mean_out) be.download(mean_out, dmean.get(), n * 4);
+}
+
 }  // namespace fusediff::backend

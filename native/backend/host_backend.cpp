@@ -104,6 +104,18 @@ class HostBackend final : public DeviceBackend {
     z.stream = p.stream;
     kernels::reference::affine_step(a, x, m, z, p.y, out, x0_out);
   }
+  void langevin_step(const fdc_langevin_params& p, const float* x, float* out, float* mean_out,
+                     double* step_sizes) override {
+    kernels::LangevinParams l;
+    l.batch = p.batch, l.channels = p.channels, l.pixels = p.pixels;
+    l.score_scale = p.score_scale, l.alpha = p.alpha, l.snr = p.snr, l.batch_mean_norms = p.batch_mean_norms != 0;
+    kernels::ModelOutputView m{p.m, p.channels, p.guided != 0, p.guidance_scale};
+    kernels::NoiseSource z;
+    z.tensor = p.z;
+    z.seeds = p.z ? nullptr : p.seeds;
+    z.stream = p.stream;
+    kernels::reference::langevin_step(l, x, m, z, out, mean_out, step_sizes);
+  }
   void philox_normal(float* out, int64_t batch, int64_t per_item, const uint64_t* seeds, uint64_t stream) override {
     kernels::reference::philox_normal(out, batch, per_item, seeds, stream);
   }

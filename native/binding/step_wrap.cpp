@@ -267,8 +267,15 @@ Napi::Value step_langevin(const Napi::CallbackInfo& info) {
           job->out = std::make_shared<Tensor>(job->x->shape());
           if (job->want_mean) job->mean = std::make_shared<Tensor>(job->x->shape());
           job->step_sizes.resize(static_cast<size_t>(job->params.batch));
-          kernels::langevin_step(job->params, job->x->data(), job->view, job->noise, job->out->data(),
-                                 job->mean ? job->mean->data() : nullptr, job->step_sizes.data(), *ThreadPool::global());
+          // A model output from a model on CUDA: the corrector runs there too.
+          const int device = job->m->source_device();
+          if (device >= 0)
+            backend::langevin_step_on_device(device, job->params, job->x->data(), job->view, job->m->numel(), job->noise,
+                                             job->out->data(), job->mean ? job->mean->data() : nullptr,
+                                             job->step_sizes.data());
+          else
+            kernels::langevin_step(job->params, job->x->data(), job->view, job->noise, job->out->data(),
+                                   job->mean ? job->mean->data() : nullptr, job->step_sizes.data(), *ThreadPool::global());
         },
         [job](Napi::Env env) -> Napi::Value {
           Napi::Array result = Napi::Array::New(env, 3);

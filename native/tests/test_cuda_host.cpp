@@ -334,3 +334,29 @@ TEST_CASE("cuda layout: INT8 packing and the INT8 conv's host twin (quantization
   CHECK(err < 0.05);
   CHECK(err > 0.0);  // it did quantize
 }
+
+TEST_CASE("device step: the Langevin corrector through the device path equals the CPU's (host emulation)") {
+  const int64_t B = 3, C = 2, P = 50, n = B * C * P;
+  auto x = random_vector(n, 11), m = random_vector(2 * n, 12), z = random_vector(n, 13);
+  std::vector<double> k{-1.5, 0.5, 2.0}, alpha{0.9, 1.0, 0.99};
+  const std::vector<uint64_t> seeds{1, 2, 3};
+  auto backend = backend::make_host_backend();
+  for (int mode = 0; mode < 3; ++mode) {
+    kernels::LangevinParams p;
+    p.batch = B, p.channels = C, p.pixels = P, p.score_scale = k.data(), p.snr = 0.16;
+    p.alpha = mode == 1 ? alpha.data() : nullptr;
+    p.batch_mean_norms = mode == 2;
+    kernels::ModelOutputView view{m.data(), C, mode == 2, 2.0};
+    kernels::NoiseSource noise;
+    if (mode == 0) noise.tensor = z.data();
+    else noise.seeds = seeds.data(), noise.stream = 4;
+    std::vector<float> want(n), want_mean(n), got(n), got_mean(n);
+    std::vector<double> want_eps(B), got_eps(B);
+    kernels::langevin_step(p, x.data(), view, noise, want.data(), want_mean.data(), want_eps.data(), *ThreadPool::global());
+    backend::langevin_step_with(*backend, p, x.data(), view, (mode == 2 ? 2 : 1) * n, noise, got.data(), got_mean.data(),
+                                got_eps.data());
+    CHECK(max_abs_diff(got.data(), want.data(), n) <= 1e-6);
+    CHECK(max_abs_diff(got_mean.data(), want_mean.data(), n) <= 1e-6);
+    for (int64_t b = 0; b < B; ++b) CHECK_NEAR(got_eps[b], want_eps[b], 1e-12 * std::max(1.0, want_eps[b]));
+  }
+}

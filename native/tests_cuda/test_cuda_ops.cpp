@@ -299,6 +299,41 @@ TEST_CASE("cuda affine_step: every mode against the reference (float64 per eleme
   }
 }
 
+TEST_CASE("cuda langevin_step: per-image and batch-mean step sizes against the reference") {
+  Device d(FDC_MATH_FP32);
+  const int64_t B = 4, C = 3, P = 64 * 64, n = B * C * P;
+  auto x = random_vector(static_cast<size_t>(n), 700), m = random_vector(static_cast<size_t>(2 * n), 701),
+       z = random_vector(static_cast<size_t>(n), 702);
+  std::vector<double> k{-1.5, 0.5, 2.0, -0.25}, alpha{0.9, 1.0, 0.99, 0.5};
+  const std::vector<uint64_t> seeds{1, 2, 3, 4};
+  DeviceBuffer dx = d.put(x), dm = d.put(m), dz = d.put(z), dout = d.zeros(n), dmean = d.zeros(n);
+  for (int mode = 0; mode < 3; ++mode) {
+    kernels::LangevinParams l;
+    l.batch = B, l.channels = C, l.pixels = P, l.score_scale = k.data(), l.snr = 0.16;
+    l.alpha = mode == 1 ? alpha.data() : nullptr;
+    l.batch_mean_norms = mode == 2;
+    kernels::ModelOutputView view{m.data(), C, mode == 2, 2.0};
+    kernels::NoiseSource noise;
+    if (mode == 0) noise.tensor = z.data();
+    else noise.seeds = seeds.data(), noise.stream = 9;
+    std::vector<float> want(n), want_mean(n);
+    std::vector<double> want_eps(B), got_eps(B);
+    kernels::reference::langevin_step(l, x.data(), view, noise, want.data(), want_mean.data(), want_eps.data());
+    fdc_langevin_params p{};
+    p.batch = B, p.channels = C, p.pixels = P, p.score_scale = k.data(), p.alpha = l.alpha, p.snr = 0.16;
+    p.batch_mean_norms = mode == 2, p.m = dm.f32(), p.guided = mode == 2, p.guidance_scale = 2.0;
+    if (mode == 0) p.z = dz.f32();
+    else p.seeds = seeds.data(), p.stream = 9;
+    d.be->langevin_step(p, dx.f32(), dout.f32(), dmean.f32(), got_eps.data());
+    double eps_err = 0;
+    for (int64_t b = 0; b < B; ++b) eps_err = std::max(eps_err, std::fabs(got_eps[b] - want_eps[b]) / std::max(1e-300, want_eps[b]));
+    const std::string name = std::string("langevin.") + (mode == 0 ? "tensor" : mode == 1 ? "philox.alpha" : "batchmean.guided");
+    result(name + ".step_size_rel", eps_err, 1e-12);
+    result(name, max_abs_diff(d.get(dout, n), want), 1e-6);
+    result(name + ".mean", max_abs_diff(d.get(dmean, n), want_mean), 1e-6);
+  }
+}
+
 namespace {
 
 class RandomWeights : public unet::WeightSource {
