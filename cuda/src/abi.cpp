@@ -82,6 +82,15 @@ int staging(fdc_context* ctx, int64_t bytes, void** out) {
   return FDC_OK;
 }
 
+// Host -> device from ordinary (pageable) host memory, complete when this returns: the caller
+// may free or reuse `host` at once. (cudaMemcpyAsync from pageable memory may return before
+// the source has been read; waiting on the stream makes the guarantee explicit.)
+int upload_now(fdc_context* ctx, void* dst, const void* host, int64_t bytes, const char* what) {
+  FDC_CUDA(cudaMemcpyAsync(dst, host, static_cast<size_t>(bytes), cudaMemcpyHostToDevice, ctx->stream), what);
+  FDC_CUDA(cudaStreamSynchronize(ctx->stream), what);
+  return FDC_OK;
+}
+
 }  // namespace fusediff::cuda
 
 using namespace fusediff::cuda;
@@ -192,9 +201,7 @@ FDC_API int fdc_upload(fdc_context* ctx, void* dst, const void* host_src, int64_
   FDC_ENTER(ctx);
   FDC_REQUIRE(bytes >= 0 && (bytes == 0 || (dst && host_src)), "fdc_upload: bad arguments");
   if (bytes == 0) return FDC_OK;
-  // From pageable memory: returns once the source has been staged, so the caller may reuse it.
-  FDC_CUDA(cudaMemcpyAsync(dst, host_src, static_cast<size_t>(bytes), cudaMemcpyHostToDevice, ctx->stream), "upload");
-  return FDC_OK;
+  return upload_now(ctx, dst, host_src, bytes, "upload");
 }
 
 FDC_API int fdc_download(fdc_context* ctx, void* host_dst, const void* src, int64_t bytes) {
@@ -238,11 +245,9 @@ FDC_API int fdc_pack_conv(fdc_context* ctx, const float* oihw_host, int out_c, i
     if (math == FDC_MATH_BF16) {
       std::vector<uint16_t> bf(static_cast<size_t>(n));
       for (int64_t i = 0; i < n; ++i) bf[i] = float_to_bf16_bits(kco[i]);
-      FDC_CUDA(cudaMemcpyAsync(packed, bf.data(), n * 2, cudaMemcpyHostToDevice, ctx->stream), "pack upload");
-    } else {
-      FDC_CUDA(cudaMemcpyAsync(packed, kco.data(), n * 4, cudaMemcpyHostToDevice, ctx->stream), "pack upload");
+      return upload_now(ctx, packed, bf.data(), n * 2, "pack upload");
     }
-    return static_cast<int>(FDC_OK);
+    return upload_now(ctx, packed, kco.data(), n * 4, "pack upload");
   });
 }
 
@@ -272,8 +277,7 @@ FDC_API int fdc_pack_conv_int8(fdc_context* ctx, const float* oihw_host, int out
     const int64_t bytes = packed_conv_int8_bytes(out_c, in_c, kernel);
     std::vector<unsigned char> host(static_cast<size_t>(bytes));
     pack_conv_int8(oihw_host, out_c, in_c, kernel, host.data());
-    FDC_CUDA(cudaMemcpyAsync(packed, host.data(), host.size(), cudaMemcpyHostToDevice, ctx->stream), "pack upload");
-    return static_cast<int>(FDC_OK);
+    return upload_now(ctx, packed, host.data(), bytes, "pack upload");
   });
 }
 
@@ -407,7 +411,7 @@ FDC_API int fdc_affine_step(fdc_context* ctx, const fdc_affine_step_params* p, c
     if (p->seeds && !p->z) std::memcpy(host.data() + nb * 80, p->seeds, static_cast<size_t>(nb) * 8);
     void* dev = nullptr;
     if (int s = staging(ctx, static_cast<int64_t>(host.size()), &dev)) return s;
-    FDC_CUDA(cudaMemcpyAsync(dev, host.data(), host.size(), cudaMemcpyHostToDevice, ctx->stream), "step upload");
+    if (int s = upload_now(ctx, dev, host.data(), static_cast<int64_t>(host.size()), "step upload")) return s;
     c.values = static_cast<const double*>(dev);
     if (p->seeds && !p->z) c.seeds = reinterpret_cast<const uint64_t*>(static_cast<unsigned char*>(dev) + nb * 80);
     return affine_step(ctx, *p, c, x, out, x0_out);
@@ -430,7 +434,7 @@ FDC_API int fdc_langevin_step(fdc_context* ctx, const fdc_langevin_params* p, co
     if (!p->z) std::memcpy(host.data() + 2 * B, p->seeds, static_cast<size_t>(B) * 8);
     void* dev = nullptr;
     if (int s = staging(ctx, 6 * B * 8, &dev)) return s;
-    FDC_CUDA(cudaMemcpyAsync(dev, host.data(), host.size() * 8, cudaMemcpyHostToDevice, ctx->stream), "langevin upload");
+    if (int s = upload_now(ctx, dev, host.data(), static_cast<int64_t>(host.size()) * 8, "langevin upload")) return s;
     if (int s = langevin_step(ctx, *p, static_cast<const double*>(dev), p->alpha != nullptr, p->z == nullptr, x, out,
                               mean_out))
       return s;
@@ -451,8 +455,7 @@ FDC_API int fdc_philox_normal(fdc_context* ctx, float* out, int64_t batch, int64
   return guarded("fdc_philox_normal", [&] {
     void* dev = nullptr;
     if (int s = staging(ctx, batch * 8, &dev)) return s;
-    FDC_CUDA(cudaMemcpyAsync(dev, seeds, static_cast<size_t>(batch) * 8, cudaMemcpyHostToDevice, ctx->stream),
-             "seeds upload");
+    if (int s = upload_now(ctx, dev, seeds, batch * 8, "seeds upload")) return s;
     return philox_normal(ctx, out, batch, per_item, static_cast<const uint64_t*>(dev), stream);
   });
 }
