@@ -6,10 +6,10 @@
 //      latency benchmark (ddpm-cifar10-32 config at batch 1 and 64, cd_imagenet64_l2 config at
 //      batch 1 and 16, seeded random weights; TF32 and fp32). This binary needs no Node:
 //      FUSEDIFF_CUDA_LIBRARY=build/Release/libfusediff_cuda.so build/fusediff_cuda_tests;
-//   2. the diffusers fixture suites (UNet forwards, end-to-end samplings) on CUDA: fp32 at the
-//      fixtures' own tolerances, tf32 and bf16 at the relative tolerances of test/helpers/device.ts;
-//   3. test/gpu/*.gpu.ts: CPU-vs-CUDA whole samplings with the same seeds, and one-step
-//      consistency images/s through Pipeline.generate.
+//   2. dist-gpu/checks.js (test/gpu/checks.ts bundled; plain Node, no vitest): the diffusers
+//      fixtures (UNet forwards, end-to-end samplings) on CUDA (fp32 at the fixtures' own
+//      tolerances, TF32/BF16 at the relative tolerances of test/helpers/device.ts), whole
+//      samplings CPU vs CUDA with the same seeds, one-step consistency images/s.
 // Writes every figure to bench/results-cuda.md. Without a usable GPU it exits 1 with one line.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -59,32 +59,26 @@ if (!existsSync(binary)) {
   console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
-// 2. The fixture suites on the device.
-const fixtureRuns = [];
-for (const [precision, files] of [
-  ['fp32', ['test/unet-fixtures.test.ts', 'test/e2e-fixtures.test.ts']],
-  ['tf32', ['test/unet-fixtures.test.ts', 'test/e2e-fixtures.test.ts']],
-  ['bf16', ['test/unet-fixtures.test.ts']],
-]) {
-  console.log(`\n== fixture suites on CUDA (${precision})`);
-  const t0 = Date.now();
-  const r = spawnSync('npx', ['vitest', 'run', ...files], {
-    stdio: 'inherit',
-    env: { ...process.env, FUSEDIFF_TEST_DEVICE: 'cuda', FUSEDIFF_TEST_PRECISION: precision },
-  });
-  fixtureRuns.push({ precision, files, ok: r.status === 0, seconds: (Date.now() - t0) / 1000 });
-  if (r.status !== 0) failures.push(`fixture suites on CUDA ${precision} failed`);
+// 2. The API-level checks: a plain Node program (dist-gpu/checks.js, bundled from
+// test/gpu/checks.ts), so that a GPU machine needs no dev dependencies. Rebuilt here when
+// tsup is installed.
+let figures = { results: {}, failures: [] };
+const checks = path.join('dist-gpu', 'checks.js');
+if (existsSync(path.join('node_modules', 'tsup'))) {
+  const b = spawnSync('npx', ['tsup', '--config', 'test/gpu/tsup.config.ts', '--silent'], { stdio: 'inherit' });
+  if (b.status !== 0) failures.push('bundling test/gpu/checks.ts failed');
 }
-
-// 3. Samplings CPU vs CUDA, and the benchmark.
-console.log('\n== test/gpu (samplings CPU vs CUDA, benchmark)');
-const g = spawnSync('npx', ['vitest', 'run', '--config', 'vitest.gpu.config.ts'], {
-  stdio: 'inherit',
-  env: { ...process.env, FUSEDIFF_GPU_RESULTS: resultsJson },
-});
-if (g.status !== 0) failures.push('test/gpu suites failed');
-const figures = existsSync(resultsJson) ? JSON.parse(readFileSync(resultsJson, 'utf8')) : {};
-rmSync(resultsJson, { force: true });
+if (!existsSync(checks)) {
+  failures.push(`${checks} is missing (npx tsup --config test/gpu/tsup.config.ts)`);
+} else {
+  console.log(`\n== ${checks}: fixtures on CUDA, samplings CPU vs CUDA, one-step consistency images/s`);
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [checks, resultsJson], { stdio: 'inherit' });
+  if (r.status !== 0) failures.push('API checks failed');
+  if (existsSync(resultsJson)) figures = JSON.parse(readFileSync(resultsJson, 'utf8'));
+  rmSync(resultsJson, { force: true });
+  console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+}
 
 // The results file.
 let commit = 'unknown';
@@ -110,21 +104,31 @@ section(
   benchResults,
   ['case', 'median ms', 'min ms', 'images/s'],
 );
-section(
-  'One-step consistency sampling (Pipeline.generate end to end)',
-  Object.entries(figures.consistency ?? {}).map(([k, v]) => [k, v.medianMs, v.imagesPerSecond]),
-  ['case', 'median ms', 'images/s'],
-);
-section(
-  'Whole samplings, CUDA vs CPU, same seed (8-bit image levels)',
-  Object.entries(figures.sampling ?? {}).map(([k, v]) => [k, v.maxLevels, v.meanLevels]),
-  ['case', 'max |diff|', 'mean |diff|'],
-);
-section(
-  'Fixture suites on CUDA',
-  fixtureRuns.map((r) => [r.precision, r.files.join(', '), r.ok ? 'pass' : '**FAIL**', r.seconds.toFixed(1)]),
-  ['precision', 'suites', 'result', 'seconds'],
-);
+const res = figures.results ?? {};
+const rows = (key, columns) => Object.entries(res[key] ?? {}).map(([k, v]) => [k, ...columns.map((c) => v[c])]);
+section('One-step consistency sampling (Pipeline.generate end to end)', rows('consistency', ['medianMs', 'imagesPerSecond']), [
+  'case',
+  'median ms',
+  'images/s',
+]);
+section('Whole samplings, CUDA vs CPU, same seed (8-bit image levels)', rows('samplings CPU vs CUDA', ['maxLevels', 'meanLevels', 'result']), [
+  'case',
+  'max |diff|',
+  'mean |diff|',
+  '',
+]);
+section('diffusers UNet fixtures on CUDA (max abs error vs diffusers float64)', rows('unet fixtures', ['maxAbsError', 'tolerance', 'result']), [
+  'input set',
+  'max abs error',
+  'tolerance',
+  '',
+]);
+section('diffusers end-to-end samplings on CUDA (every step, vs diffusers float64)', rows('e2e fixtures', ['maxAbsError', 'errorOverTolerance', 'result']), [
+  'case',
+  'max abs error',
+  'error / tolerance',
+  '',
+]);
 section(
   'Ops, CUDA vs CPU reference (max abs error; tolerance)',
   opResults.map((r) => [r.name, r.error.toExponential(2), r.tolerance.toExponential(2), r.error <= r.tolerance ? 'ok' : '**over**']),
