@@ -21,8 +21,8 @@ export { parseUNet2DConfig, UNET2D_DEFAULTS, type UNet2DConfig, type DownBlockTy
 export { parsePythonJson } from './json.js';
 export { locateModel, findSchedulerConfig, type ModelLayout } from './checkpoint/layout.js';
 export { convertCheckpoint, type ConvertCheckpointOptions, type ConvertCheckpointResult } from './checkpoint/convert.js';
-export { memoryStats, runtimeInfo, setActivationMemoryLimit, setNumThreads } from './runtime.js';
-export type { WeightSpec, PlanDescription, PlanOp, PlanLinear, Precision } from './native.js';
+export { memoryStats, runtimeInfo, setActivationMemoryLimit, setNumThreads, listDevices, type DeviceInfo } from './runtime.js';
+export type { WeightSpec, PlanDescription, PlanOp, PlanLinear, Precision, CudaInfo, CudaDevice } from './native.js';
 export { Generator, randn, randomSeed, MAX_SEED, type NoiseDraw } from './random.js';
 export { affineStep, langevinStep, concatBatch, type AffineStepArgs, type LangevinStepArgs, type Coefficient, type NoiseInput } from './step.js';
 export {

@@ -146,6 +146,8 @@ export interface NativeAddon {
       weightFiles: string[],
       kernels?: string,
       precision?: { precision: Precision; floatLayers: string[]; quantizeFloatWeights: boolean },
+      device?: string,
+      devicePrecision?: string,
     ): Promise<NativeUNet>;
     /** The conv and linear layers of a config, with the fused group each runs in. */
     layers(config: object): { name: string; shape: number[]; group: string[] }[];
@@ -171,9 +173,31 @@ export interface NativeAddon {
     activationMemoryLimit: number;
   };
   setActivationMemoryLimit(bytes: number): void;
+  /** Opens the CUDA library (if present) and asks the driver for devices; never rejects. */
+  cudaInfo(): Promise<CudaInfo>;
   setNumThreads(threads: number): void;
   /** Dev hook (native/binding/bench_hook.cpp) for `npm run bench`: times one conv of the active kernel table. */
   benchConv2d(options: BenchConv2dOptions): Promise<{ kernels: string; seconds: number[] }>;
+}
+
+export interface CudaDevice {
+  index: number;
+  name: string;
+  computeCapability: string;
+  multiprocessors: number;
+  totalMemory: number;
+}
+
+/** The CUDA backend as this process sees it: available, or the reason it is not. */
+export interface CudaInfo {
+  available: boolean;
+  /** Where the library was looked for (or loaded from). */
+  library: string;
+  /** The library's build description, when it loaded. */
+  build: string;
+  /** Why CUDA is not available ('' when it is). */
+  reason: string;
+  devices: CudaDevice[];
 }
 
 export interface BenchConv2dOptions {

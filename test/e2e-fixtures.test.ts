@@ -3,12 +3,13 @@
  * models/ driven by a scheduler, with the recorded latents and noise. Every step's model
  * input, model output and sample are compared with diffusers' float64 reference within the
  * case's tolerance; then the same run through sampleLoop (the library's loop) must give the
- * same final sample.
+ * same final sample. (On the device of helpers/device.ts: the CPU, or CUDA under npm run test:cuda.)
  */
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadUNet, parsePythonJson, sampleLoop, schedulerFromConfig, type Scheduler, type Tensor } from '../lib/index.js';
 import { maxAbsDiff } from './helpers/compare.js';
+import { deviceOptions, deviceTolerance } from './helpers/device.js';
 import { numbers } from './helpers/safetensors.js';
 import { ErrorLog, loadCase, row, rowNumbers, whole } from './helpers/trace.js';
 
@@ -20,7 +21,7 @@ describe('diffusers end-to-end sampling', () => {
       const c = loadCase('e2e', name);
       const T = c.tensors;
       const log = new ErrorLog();
-      const unet = await loadUNet(path.join(c.dir, c.json.model_folder));
+      const unet = await loadUNet(path.join(c.dir, c.json.model_folder), deviceOptions());
       const config = parsePythonJson(c.configText, name) as Record<string, unknown>;
       const scheduler = schedulerFromConfig(config) as Scheduler;
       const call = c.json.set_timesteps_call;
@@ -32,9 +33,10 @@ describe('diffusers end-to-end sampling', () => {
       const drawn = T.get('noise_drawn') ? numbers(T.get('noise_drawn')!) : null;
       const eta = c.json.step_kwargs?.eta;
       const compare = async (what: string, got: Tensor, key: string, i: number) => {
-        const err = maxAbsDiff(await got.toFloat32Array(), rowNumbers(T.get(`${key}_f64`)!, i));
+        const want = rowNumbers(T.get(`${key}_f64`)!, i);
+        const err = maxAbsDiff(await got.toFloat32Array(), want);
         log.add(what, err);
-        expect(err, `${name} ${what} step ${i}`).toBeLessThanOrEqual(c.tolerance);
+        expect(err, `${name} ${what} step ${i}`).toBeLessThanOrEqual(deviceTolerance(c.tolerance, Math.max(...Array.from(want, Math.abs))));
       };
       let x = whole(T.get('x_init')!);
       for (let i = 0; i < c.json.num_steps; i++) {
@@ -66,9 +68,10 @@ describe('diffusers end-to-end sampling', () => {
       });
       const final = await res.sample.toFloat32Array();
       const n = c.json.num_steps - 1;
-      const err = maxAbsDiff(final, rowNumbers(T.get('sample_f64')!, n));
+      const wantFinal = rowNumbers(T.get('sample_f64')!, n);
+      const err = maxAbsDiff(final, wantFinal);
       log.add('sampleLoop final', err);
-      expect(err).toBeLessThanOrEqual(c.tolerance);
+      expect(err).toBeLessThanOrEqual(deviceTolerance(c.tolerance, Math.max(...Array.from(wantFinal, Math.abs))));
       expect(maxAbsDiff(final, await x.toFloat32Array())).toBe(0);
       console.log(`${name} (tol ${c.tolerance.toExponential(2)}): ${log.summary()}`);
       x.dispose();

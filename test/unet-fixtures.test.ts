@@ -1,12 +1,14 @@
 /**
  * UNet2DModel forward against the diffusers golden tensors (test/fixtures/diffusers/models):
- * every input set of every model, within that set's stated absolute tolerance.
+ * every input set of every model, within that set's stated absolute tolerance (on the device
+ * of helpers/device.ts: the CPU, or CUDA under npm run test:cuda).
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadUNet, Tensor, type UNet } from '../lib/index.js';
 import { maxAbsDiff } from './helpers/compare.js';
+import { deviceOptions, deviceTolerance } from './helpers/device.js';
 import { float32, numbers, readSafetensors } from './helpers/safetensors.js';
 
 const MODELS = path.join(__dirname, 'fixtures/diffusers/models');
@@ -24,7 +26,7 @@ for (const name of ['unet_basic', 'unet_cm_mirror', 'unet_fourier_1ch', 'unet_le
     const io = readSafetensors(path.join(dir, 'io.safetensors'));
     let unet: UNet;
     beforeAll(async () => {
-      unet = await loadUNet(dir);
+      unet = await loadUNet(dir, deviceOptions());
     });
     afterAll(() => unet.dispose());
 
@@ -37,8 +39,9 @@ for (const name of ['unet_basic', 'unet_cm_mirror', 'unet_fourier_1ch', 'unet_le
         const y = await unet.forward(x, t.length === 1 ? t[0] : t, labels ? { classLabels: numbers(labels) } : {});
         const expected = io.get(`${set.prefix}out_f64`)!;
         expect(y.shape).toEqual(expected.shape);
-        const err = maxAbsDiff(await y.toFloat32Array(), numbers(expected));
-        expect(err).toBeLessThanOrEqual(set.tolerance);
+        const want = numbers(expected);
+        const err = maxAbsDiff(await y.toFloat32Array(), want);
+        expect(err).toBeLessThanOrEqual(deviceTolerance(set.tolerance, Math.max(...want.map(Math.abs))));
         x.dispose();
         y.dispose();
       });

@@ -1,12 +1,13 @@
 /**
  * `fusediff info <model>`: what a model is and what it costs — config summary, parameter
  * count, the samplers its scheduler supports, and its memory: weights as loaded (measured
- * from the engine's own counters) and activations of one forward at its sample size.
+ * from the engine's own counters) and activations of one forward at its sample size; and the
+ * devices of this machine (the CPU; CUDA devices, or why there are none).
  */
 import path from 'node:path';
 import { loadUNet } from '../unet/load.js';
 import type { UNet } from '../unet/unet.js';
-import { memoryStats } from '../runtime.js';
+import { listDevices, memoryStats } from '../runtime.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import { type Command, type ParsedArgs } from './args.js';
 import { fastDefaults } from './defaults.js';
@@ -46,6 +47,7 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
     const [h, w] = size as (number | null)[];
     const batch = o.batch as number;
     const activationBytes = typeof h === 'number' && typeof w === 'number' ? unet.activationBytes(batch, h, w) : null;
+    const { devices, cuda } = await listDevices();
     const result = {
       model: modelName(dir),
       kind: pipe ? 'pipeline' : 'unet',
@@ -67,6 +69,8 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
       quantization: unet.info.quantization,
       opPrecisions: unet.info.opPrecisions,
       memory: { weightBytes, activationBytes, activationBatch: batch },
+      devices,
+      cuda: { available: cuda.available, library: cuda.library, build: cuda.build, reason: cuda.reason },
       ...(pipe
         ? {
             scheduler: pipe.schedulerClass,
@@ -98,7 +102,9 @@ async function run({ options: o, positionals }: ParsedArgs): Promise<number> {
           ? `${result.quantization.format} v${result.quantization.version}: ${result.opPrecisions.int8} int8 ops, ${result.opPrecisions.float32} float32 (${result.quantization.float_layers.join(', ') || 'none'})`
           : result.dtype,
       ],
+      ['devices', devices.map((d) => (d.device === 'cpu' ? 'cpu' : `${d.device} ${d.name} (compute ${d.computeCapability}, ${mib(d.totalMemory ?? 0)})`)).join('; ')],
     ];
+    if (!cuda.available) lines.push(['cuda', `unavailable: ${cuda.reason}`]);
     if (pipe) {
       const card = pipe.card;
       if (card.description) lines.splice(1, 0, ['about', card.description]);

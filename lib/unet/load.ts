@@ -27,12 +27,21 @@ import { UNet } from './unet.js';
 export { readJsonFile };
 
 export interface LoadUNetOptions {
-  /** 'cpu' (default). */
-  device?: 'cpu';
+  /**
+   * 'cpu' (default), or 'cuda' / 'cuda:N' for the CUDA backend: the addon opens
+   * libfusediff_cuda.so (beside the addon, or at $FUSEDIFF_CUDA_LIBRARY) when asked; where the
+   * library, the driver or a GPU is missing, loading fails with E_BACKEND_UNAVAILABLE saying which.
+   */
+  device?: 'cpu' | 'cuda' | `cuda:${number}`;
+  /**
+   * CUDA only: how convolutions multiply on the device, always with float32 accumulation:
+   * 'tf32' (default, tensor cores), 'fp32' (plain float32 FMA), 'bf16' (tensor cores).
+   */
+  precision?: 'tf32' | 'fp32' | 'bf16';
   /**
    * 'float32' (default for float folders); 'int8' (quantize on load; the default for a
    * quantized folder); 'bfloat16'. A quantized folder loaded as 'float32' runs its
-   * dequantized weights in float32.
+   * dequantized weights in float32. int8 and bfloat16 run on the CPU.
    */
   dtype?: 'float32' | 'int8' | 'bfloat16';
   /**
@@ -55,11 +64,21 @@ export interface LoadUNetOptions {
 }
 
 export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Promise<UNet> {
-  if (options.device !== undefined && options.device !== 'cpu')
-    throw new FusediffError('E_BACKEND_UNAVAILABLE', `device "${String(options.device)}" is not available in this build (use "cpu")`);
+  const device = options.device ?? 'cpu';
+  if (typeof device !== 'string' || !/^(cpu|cuda(:\d{1,3})?)$/.test(device))
+    throw new FusediffError('E_BACKEND_UNAVAILABLE', `unknown device "${String(device)}" (use "cpu", "cuda" or "cuda:N")`);
+  if (options.precision !== undefined) {
+    if (device === 'cpu') throw new FusediffError('E_ARGUMENT', 'precision applies to device "cuda" only (the CPU computes in float32)');
+    if (!['tf32', 'fp32', 'bf16'].includes(options.precision))
+      throw new FusediffError('E_ARGUMENT', `unknown precision "${String(options.precision)}" (use "tf32", "fp32" or "bf16")`);
+  }
+  if (options.kernels !== undefined && device !== 'cpu')
+    throw new FusediffError('E_ARGUMENT', 'kernels selects a CPU kernel path; it does not apply to device "cuda"');
   const dtype = options.dtype ?? undefined;
   if (dtype !== undefined && dtype !== 'float32' && dtype !== 'int8' && dtype !== 'bfloat16')
     throw new FusediffError('E_UNSUPPORTED', `dtype "${String(dtype)}" is not supported (use "float32", "int8" or "bfloat16")`);
+  if (dtype !== undefined && dtype !== 'float32' && device !== 'cpu')
+    throw new FusediffError('E_UNSUPPORTED', `dtype "${dtype}" runs on the CPU only for now (use device "cpu", or dtype "float32" on "${device}")`);
   if (typeof dir !== 'string' || dir.length === 0) throw new FusediffError('E_ARGUMENT', 'loadUNet expects a folder path');
   const layout = await locateModel(dir);
   const configPath = path.join(layout.unet, CONFIG_FILE);
@@ -68,7 +87,9 @@ export async function loadUNet(dir: string, options: LoadUNetOptions = {}): Prom
   const quantization = parseQuantization((raw as Record<string, unknown>).quantization, configPath);
   const weights = await findWeightFiles(layout, { variant: options.variant });
   const precision = precisionOptions(config, quantization, dtype, options.floatLayers);
-  const handle = await native().NativeUNet.load(config, weights, options.kernels, precision);
+  if (device !== 'cpu' && precision.precision !== 'float32')
+    throw new FusediffError('E_UNSUPPORTED', `this folder holds int8 weights, which run on the CPU only for now: load it with dtype "float32" to run it on "${device}"`);
+  const handle = await native().NativeUNet.load(config, weights, options.kernels, precision, device, options.precision);
   return new UNet(config, handle, weights, { dtype: precision.precision, quantization });
 }
 

@@ -25,7 +25,7 @@ export interface ForwardOptions {
 
 export interface UNetInfo {
   parameterCount: number;
-  /** The CPU kernel path in use: avx512, avx2, generic or reference. */
+  /** The kernels in use: a CPU path (avx512, avx2, generic, reference) or a CUDA device, e.g. 'cuda:0 NVIDIA H200 (tf32)'. */
   kernels: string;
   /** The int8/bf16 kernel path: avx512_bf16, avx512_vnni, avx512, avx2, generic or reference. */
   lowpKernels: string;

@@ -5,6 +5,8 @@
 #include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "kernels/kernels.h"
+#include "backend/cuda_library.h"
+#include "binding/async.h"
 #include "unet/executor.h"
 
 namespace fusediff::binding {
@@ -53,9 +55,40 @@ Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// cudaInfo(): Promise<{ available, library, build, reason, devices: [{ index, name,
+// computeCapability, multiprocessors, totalMemory }] }>: opens the CUDA library and asks the
+// driver, off the main thread (the first CUDA call can take a while).
+Napi::Value cuda_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto probe = std::make_shared<backend::CudaProbe>();
+  return Task::run(
+      env, [probe] { *probe = backend::probe_cuda(); },
+      [probe](Napi::Env env) -> Napi::Value {
+        Napi::Object out = Napi::Object::New(env);
+        out.Set("available", probe->available);
+        out.Set("library", probe->library);
+        out.Set("build", probe->build);
+        out.Set("reason", probe->reason);
+        Napi::Array devices = Napi::Array::New(env, probe->devices.size());
+        for (size_t i = 0; i < probe->devices.size(); ++i) {
+          const fdc_device_props& d = probe->devices[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("index", static_cast<double>(i));
+          o.Set("name", std::string(d.name));
+          o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+          o.Set("multiprocessors", d.multiprocessors);
+          o.Set("totalMemory", static_cast<double>(d.total_memory));
+          devices.Set(static_cast<uint32_t>(i), o);
+        }
+        out.Set("devices", devices);
+        return out;
+      });
+}
+
 void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryStats", Napi::Function::New(env, memory_stats));
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info));
+  exports.Set("cudaInfo", Napi::Function::New(env, cuda_info));
   exports.Set("setActivationMemoryLimit", Napi::Function::New(env, set_memory_limit));
   exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads));
 }

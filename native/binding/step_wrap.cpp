@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/device_step.h"
 #include "binding/async.h"
 #include "binding/errors.h"
 #include "binding/tensor_wrap.h"
@@ -194,9 +195,16 @@ Napi::Value step_affine(const Napi::CallbackInfo& info) {
         [job] {
           job->out = std::make_shared<Tensor>(job->shape);
           if (job->want_x0) job->x0 = std::make_shared<Tensor>(job->shape);
-          kernels::affine_step(job->params, job->x ? job->x->data() : nullptr, job->view, job->noise,
-                               job->y ? job->y->data() : nullptr, job->out->data(), job->x0 ? job->x0->data() : nullptr,
-                               *ThreadPool::global());
+          // A model output from a model on CUDA: the step runs there too.
+          const int device = job->m ? job->m->source_device() : -1;
+          if (device >= 0 && backend::device_step_supported(job->params))
+            backend::affine_step_on_device(device, job->params, job->x ? job->x->data() : nullptr, job->view,
+                                           job->m->numel(), job->noise, job->y ? job->y->data() : nullptr,
+                                           job->out->data(), job->x0 ? job->x0->data() : nullptr);
+          else
+            kernels::affine_step(job->params, job->x ? job->x->data() : nullptr, job->view, job->noise,
+                                 job->y ? job->y->data() : nullptr, job->out->data(), job->x0 ? job->x0->data() : nullptr,
+                                 *ThreadPool::global());
         },
         [job](Napi::Env env) -> Napi::Value {
           Napi::Array result = Napi::Array::New(env, 2);
@@ -259,8 +267,15 @@ Napi::Value step_langevin(const Napi::CallbackInfo& info) {
           job->out = std::make_shared<Tensor>(job->x->shape());
           if (job->want_mean) job->mean = std::make_shared<Tensor>(job->x->shape());
           job->step_sizes.resize(static_cast<size_t>(job->params.batch));
-          kernels::langevin_step(job->params, job->x->data(), job->view, job->noise, job->out->data(),
-                                 job->mean ? job->mean->data() : nullptr, job->step_sizes.data(), *ThreadPool::global());
+          // A model output from a model on CUDA: the corrector runs there too.
+          const int device = job->m->source_device();
+          if (device >= 0)
+            backend::langevin_step_on_device(device, job->params, job->x->data(), job->view, job->m->numel(), job->noise,
+                                             job->out->data(), job->mean ? job->mean->data() : nullptr,
+                                             job->step_sizes.data());
+          else
+            kernels::langevin_step(job->params, job->x->data(), job->view, job->noise, job->out->data(),
+                                   job->mean ? job->mean->data() : nullptr, job->step_sizes.data(), *ThreadPool::global());
         },
         [job](Napi::Env env) -> Napi::Value {
           Napi::Array result = Napi::Array::New(env, 3);

@@ -6,12 +6,40 @@
 #include "binding/errors.h"
 #include "binding/plan_describe.h"
 #include "binding/tensor_wrap.h"
+#include "backend/cuda_backend.h"
 #include "kernels/kernels.h"
+#include "unet/device_executor.h"
+#include "unet/executor.h"
 #include "unet/quantize.h"
 
 namespace fusediff::binding {
 
 namespace {
+struct DeviceChoice {
+  bool cuda = false;
+  int index = 0;
+  int math = FDC_MATH_TF32;
+};
+
+// 'cpu', 'cuda' or 'cuda:N'.
+DeviceChoice parse_device(const std::string& device, const std::string& precision) {
+  DeviceChoice c;
+  if (device == "cpu") {
+    if (!precision.empty()) fail(ErrorCode::Argument, "precision applies to device 'cuda' only (the CPU computes in float32)");
+    return c;
+  }
+  if (device.rfind("cuda", 0) != 0) fail(ErrorCode::BackendUnavailable, "unknown device '" + device + "' (use cpu, cuda or cuda:N)");
+  c.cuda = true;
+  if (device.size() > 4) {
+    const std::string n = device.substr(4);
+    if (n.size() < 2 || n[0] != ':' || n.size() > 4 || n.find_first_not_of("0123456789", 1) != std::string::npos)
+      fail(ErrorCode::BackendUnavailable, "unknown device '" + device + "' (use cpu, cuda or cuda:N)");
+    c.index = std::stoi(n.substr(1));
+  }
+  c.math = backend::parse_cuda_math(precision);
+  return c;
+}
+
 template <typename T, typename Array>
 std::vector<T> optional_array(Napi::Env env, Napi::Value v, const char* what) {
   if (v.IsUndefined() || v.IsNull()) return {};
@@ -49,7 +77,7 @@ Napi::Function UNetWrap::define(Napi::Env env) {
 
 UNetWrap::UNetWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UNetWrap>(info) {}
 
-std::shared_ptr<unet::Executor> UNetWrap::executor(Napi::Env env) {
+std::shared_ptr<unet::Runner> UNetWrap::executor(Napi::Env env) {
   if (!executor_) throw make_error(env, "E_DISPOSED", "this UNet has been disposed");
   return executor_;
 }
@@ -63,8 +91,6 @@ Napi::Value UNetWrap::load(const Napi::CallbackInfo& info) {
     std::vector<std::string> paths;
     Napi::Array a = info[1].As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) paths.push_back(a.Get(i).ToString().Utf8Value());
-    const kernels::KernelTable* table = info[2].IsString() ? &kernels::kernels_by_name(info[2].As<Napi::String>().Utf8Value())
-                                                           : &kernels::select_kernels();
     unet::PrecisionOptions precision;
     if (info[3].IsObject()) {
       Napi::Object o = info[3].As<Napi::Object>();
@@ -82,14 +108,29 @@ Napi::Value UNetWrap::load(const Napi::CallbackInfo& info) {
       const Napi::Value qf = o.Get("quantizeFloatWeights");
       if (qf.IsBoolean()) precision.quantize_float_weights = qf.As<Napi::Boolean>().Value();
     }
-    auto result = std::make_shared<std::shared_ptr<unet::Executor>>();
+    const std::string device = info[4].IsString() ? info[4].As<Napi::String>().Utf8Value() : "cpu";
+    const std::string device_precision = info[5].IsString() ? info[5].As<Napi::String>().Utf8Value() : "";
+    const DeviceChoice choice = parse_device(device, device_precision);
+    if (choice.cuda && precision.mode != kernels::Precision::F32)
+      throw make_error(env, "E_UNSUPPORTED", "int8 and bfloat16 models run on the CPU only for now (use device 'cpu')");
+    const kernels::KernelTable* table = choice.cuda ? &kernels::reference_kernels()  // PyTorch layout, packed by the device
+                                        : info[2].IsString() ? &kernels::kernels_by_name(info[2].As<Napi::String>().Utf8Value())
+                                                             : &kernels::select_kernels();
+    auto result = std::make_shared<std::shared_ptr<unet::Runner>>();
     return Task::run(
         env,
-        [config, paths, table, precision, result] {
+        [config, paths, table, precision, choice, result] {
+          // The device first: a missing library, driver or GPU fails before any file is read.
+          std::unique_ptr<backend::DeviceBackend> device_backend;
+          if (choice.cuda) device_backend = backend::make_cuda_backend(choice.index, choice.math);
           std::vector<std::shared_ptr<unet::WeightFile>> files;
           for (const auto& p : paths) files.push_back(unet::open_weight_file(p));
           unet::FileWeights weights(std::move(files));
-          *result = std::make_shared<unet::Executor>(unet::build_plan(config, weights, *table, false, precision));
+          unet::Plan plan = unet::build_plan(config, weights, *table, false, precision);
+          if (device_backend)
+            *result = std::make_shared<unet::DeviceExecutor>(std::move(plan), std::move(device_backend));
+          else
+            *result = std::make_shared<unet::Executor>(std::move(plan));
         },
         [result](Napi::Env env) -> Napi::Value {
           Napi::Object obj = addon_data(env).unet_class.New({});
@@ -233,7 +274,7 @@ Napi::Value UNetWrap::info(const Napi::CallbackInfo& info) {
   const unet::Plan& plan = exec->plan();
   Napi::Object out = Napi::Object::New(env);
   out.Set("parameterCount", static_cast<double>(plan.parameter_count));
-  out.Set("kernels", plan.kernels->name);
+  out.Set("kernels", exec->kernels_name());
   out.Set("lowpKernels", plan.kernels->lowp_name);
   // Layers (ops and linear layers) per precision.
   int counts[3] = {0, 0, 0};

@@ -4,7 +4,7 @@
 
 #include <memory>
 
-#include "unet/executor.h"
+#include "unet/runner.h"
 
 namespace fusediff::binding {
 
@@ -15,7 +15,10 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
 
  private:
   // load(config, weightFiles: string[], kernels?: string, { precision?: 'float32' | 'int8' |
-  //      'bfloat16', floatLayers?: string[], quantizeFloatWeights?: boolean }): Promise<NativeUNet>
+  //      'bfloat16', floatLayers?: string[], quantizeFloatWeights?: boolean }?, device?: string,
+  //      devicePrecision?: string): Promise<NativeUNet>
+  //   device: 'cpu' (default) or 'cuda' / 'cuda:N' (the CUDA library is opened on demand);
+  //   devicePrecision: the CUDA convolutions' math, 'tf32' (default), 'fp32' or 'bf16'.
   //   (.bin files are PyTorch checkpoints, read without executing them; others safetensors)
   static Napi::Value load(const Napi::CallbackInfo& info);
   // expectedWeights(config): { name, shape }[] — the tensors a config needs, no file read.
@@ -42,9 +45,9 @@ class UNetWrap : public Napi::ObjectWrap<UNetWrap> {
   Napi::Value release_cached_memory(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
 
-  std::shared_ptr<unet::Executor> executor(Napi::Env env);
+  std::shared_ptr<unet::Runner> executor(Napi::Env env);
 
-  std::shared_ptr<unet::Executor> executor_;
+  std::shared_ptr<unet::Runner> executor_;
 };
 
 }  // namespace fusediff::binding

@@ -12,6 +12,7 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::Resource: return "E_RESOURCE";
     case ErrorCode::Argument: return "E_ARGUMENT";
     case ErrorCode::Disposed: return "E_DISPOSED";
+    case ErrorCode::BackendUnavailable: return "E_BACKEND_UNAVAILABLE";
     case ErrorCode::Unsafe: return "E_UNSAFE";
     case ErrorCode::Internal: return "E_INTERNAL";
   }

@@ -17,6 +17,7 @@ enum class ErrorCode {
   Resource,     // E_RESOURCE: a request larger than the configured limits
   Argument,     // E_ARGUMENT: a bad argument to an API call
   Disposed,     // E_DISPOSED: use of a released object
+  BackendUnavailable,  // E_BACKEND_UNAVAILABLE: a device backend that is not there (library, driver, device)
   Unsafe,       // E_UNSAFE: a file that asks for code to run or a path to be followed out of its folder
   Internal,     // E_INTERNAL: a bug in fusediff; the message asks to report it
 };

@@ -25,11 +25,16 @@ class Tensor {
   int64_t numel() const { return numel_; }
   float* data() { return buffer_.f32(); }
   const float* data() const { return buffer_.f32(); }
+  // The CUDA device whose forward produced this tensor (its data is a host copy), or -1. A
+  // sampler step on a model output runs its kernel where the model ran (binding/step_wrap.cpp).
+  int source_device() const { return source_device_; }
+  void set_source_device(int device) { source_device_ = device; }
 
  private:
   std::vector<int64_t> shape_;
   int64_t numel_;
   AlignedBuffer buffer_;
+  int source_device_ = -1;
 };
 
 using TensorPtr = std::shared_ptr<Tensor>;

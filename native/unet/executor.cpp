@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "kernels/elementwise.h"
 #include "unet/time_embedding.h"
+#include "unet/value_layout.h"
 
 namespace fusediff::unet {
 
@@ -26,26 +27,6 @@ int64_t default_memory_limit() {
 constexpr int64_t kAlignFloats = 16;  // 64 bytes
 int64_t align_up(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
-// Operands of an op, for liveness: inputs first, output last.
-struct Operands {
-  std::vector<int> in;
-  int out;
-};
-Operands operands(const Op& op) {
-  return std::visit(
-      [](const auto& o) -> Operands {
-        using T = std::decay_t<decltype(o)>;
-        if constexpr (std::is_same_v<T, ConvOp>) {
-          if (o.residual >= 0) return {{o.in, o.residual}, o.out};
-          return {{o.in}, o.out};
-        } else if constexpr (std::is_same_v<T, ConcatOp>) {
-          return {{o.a, o.b}, o.out};
-        } else {
-          return {{o.in}, o.out};
-        }
-      },
-      op);
-}
 }  // namespace
 
 int64_t activation_memory_limit() {
@@ -149,45 +130,9 @@ Executor::Layout Executor::layout(int batch, int height, int width) const {
   l.batch = batch;
   l.height = height;
   l.width = width;
-  const size_t nv = plan_.values.size();
-  std::vector<int64_t> size(nv);
-  for (size_t v = 0; v < nv; ++v) {
-    const Value& val = plan_.values[v];
-    const int64_t h = height >> val.scale, w = width >> val.scale;
-    size[v] = align_up(static_cast<int64_t>(batch) * h * w * val.channels);
-  }
-  // Lifetimes in op indices: defined at `first`, last read at `last`.
-  std::vector<int> first(nv, -1), last(nv, -1);
-  first[plan_.input] = -1;
-  last[plan_.input] = 0;
-  for (size_t i = 0; i < plan_.ops.size(); ++i) {
-    Operands o = operands(plan_.ops[i]);
-    for (int v : o.in) last[v] = std::max(last[v], static_cast<int>(i));
-    first[o.out] = static_cast<int>(i);
-    last[o.out] = std::max(last[o.out], static_cast<int>(i));
-  }
-  last[plan_.output] = static_cast<int>(plan_.ops.size());
-  // Greedy placement, largest first: each value takes the lowest offset that does not
-  // overlap any placed value whose lifetime intersects its own.
-  std::vector<int> order(nv);
-  for (size_t v = 0; v < nv; ++v) order[v] = static_cast<int>(v);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return size[a] > size[b]; });
-  l.offset.assign(nv, 0);
-  std::vector<int> placed;
-  for (int v : order) {
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (int u : placed)
-      if (first[u] <= last[v] && first[v] <= last[u]) busy.push_back({l.offset[u], l.offset[u] + size[u]});
-    std::sort(busy.begin(), busy.end());
-    int64_t at = 0;
-    for (const auto& [b, e] : busy) {
-      if (at + size[v] <= b) break;
-      at = std::max(at, e);
-    }
-    l.offset[v] = at;
-    l.activation_floats = std::max(l.activation_floats, at + size[v]);
-    placed.push_back(v);
-  }
+  ValueLayout values = place_values(plan_, batch, height, width, kAlignFloats);
+  l.offset = std::move(values.offset);
+  l.activation_floats = values.floats;
   int64_t cursor = l.activation_floats;
   auto take = [&](int64_t floats) {
     const int64_t at = cursor;
@@ -258,7 +203,7 @@ void Executor::trim() {
   free_arenas_.clear();
 }
 
-void Executor::validate(const ForwardInput& in) const {
+void validate_forward(const Plan& plan_, const ForwardInput& in) {
   const UNetConfig& c = plan_.config;
   const auto& s = in.sample->shape();
   if (s.size() != 4)
@@ -353,7 +298,7 @@ void Executor::time_embedding(const ForwardInput& in, Arena& a, ThreadPool& pool
 }
 
 TensorPtr Executor::forward(const ForwardInput& in) {
-  validate(in);
+  validate_forward(plan_, in);
   const auto& s = in.sample->shape();
   const int batch = static_cast<int>(s[0]), height = static_cast<int>(s[2]), width = static_cast<int>(s[3]);
   const ShapeKey key{batch, height, width};

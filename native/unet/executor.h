@@ -14,38 +14,28 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "unet/plan.h"
+#include "unet/runner.h"
 
 namespace fusediff::unet {
 
-struct ForwardInput {
-  const Tensor* sample = nullptr;   // [N, in_channels, H, W]
-  std::vector<double> timesteps;    // one per image
-  std::vector<int64_t> class_ids;   // ClassEmbed::Embedding: one per image
-  std::vector<double> class_values; // ClassEmbed::Timestep: one per image
-  std::vector<float> class_vectors; // ClassEmbed::Identity: N x time_dim
-  // Convolutions pad circularly instead of with zeros: the output tiles seamlessly
-  // (diffusers' padding_mode="circular" on every padded conv).
-  bool circular_padding = false;
-  // When set, receives the wall time of each op of the plan, in plan order (profiling).
-  std::vector<double>* op_seconds = nullptr;
-};
 
 // Upper bound on one arena's bytes; requests above it fail with Error(Resource) before
 // anything is allocated. Default: half of physical memory.
 int64_t activation_memory_limit();
 void set_activation_memory_limit(int64_t bytes);
 
-class Executor {
+class Executor final : public Runner {
  public:
   explicit Executor(Plan plan);
-  ~Executor();
-  const Plan& plan() const { return plan_; }
+  ~Executor() override;
+  const Plan& plan() const override { return plan_; }
+  std::string kernels_name() const override { return plan_.kernels->name; }
 
-  TensorPtr forward(const ForwardInput& input);
+  TensorPtr forward(const ForwardInput& input) override;
   // Bytes an arena for this input shape needs (also checks the shape is allowed).
-  int64_t arena_bytes(int batch, int height, int width) const;
+  int64_t arena_bytes(int batch, int height, int width) const override;
   // Releases cached arenas (not those in use).
-  void trim();
+  void trim() override;
 
  private:
   struct Layout;
@@ -55,7 +45,6 @@ class Executor {
   Layout layout(int batch, int height, int width) const;
   std::unique_ptr<Arena> acquire(const ShapeKey& key);
   void release(const ShapeKey& key, std::unique_ptr<Arena> arena);
-  void validate(const ForwardInput& input) const;
   kernels::AttentionParams attention_params(const AttentionOp& op, int batch, int height, int width) const;
   kernels::GroupNormParams norm_params(const NormOp& op, int batch, int height, int width) const;
   void time_embedding(const ForwardInput& input, Arena& arena, ThreadPool& pool);
