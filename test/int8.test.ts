@@ -161,6 +161,12 @@ describe('cifar10-32 config, seeded random weights', () => {
     const ys = await Promise.all([loaded, r.unet, int8].map(async (u) => (await u.forward(x, TIMESTEPS)).toFloat32Array()));
     expect(maxAbsDiff(ys[0], ys[2])).toBe(0);
     expect(maxAbsDiff(ys[1], ys[2])).toBe(0);
+    // Without a folder to write: the same model, over files that still exist.
+    const inMemory = await quantizeUNet(cifar, { mode: 'int8' });
+    expect(inMemory.outDir).toBeUndefined();
+    for (const f of inMemory.unet.weightFiles) expect(statSync(f).isFile()).toBe(true);
+    expect(maxAbsDiff(await (await inMemory.unet.forward(x, TIMESTEPS)).toFloat32Array(), ys[2])).toBe(0);
+    inMemory.unet.dispose();
     loaded.dispose();
     r.unet.dispose();
   }, 120_000);

@@ -181,10 +181,15 @@ export async function quantizeUNet(source: UNet | string, options: QuantizeOptio
       float_layers: floatLayers,
     };
     const configJson = JSON.stringify({ ...src.rawConfig, quantization: entry }, null, 2) + '\n';
-    let unetDir = workDir;
-    if (outDir) unetDir = await writeFolder(outDir, src, configJson, scratchWeights);
-    else await fs.writeFile(path.join(workDir, CONFIG_FILE), configJson);
-    const unet = await loadUNet(unetDir, { dtype: 'int8' });
+    let unet: UNet;
+    if (outDir) {
+      unet = await loadUNet(await writeFolder(outDir, src, configJson, scratchWeights), { dtype: 'int8' });
+    } else {
+      // No folder to keep: quantize the source weights at load with the same layers kept float
+      // (the same numbers as the folder would give), so the model refers to files that stay.
+      const handle = await native().NativeUNet.load(src.config, src.weights, undefined, { precision: 'int8', floatLayers: [...floatLayers], quantizeFloatWeights: true });
+      unet = new UNet(src.config, handle, src.weights, { dtype: 'int8', quantization: entry });
+    }
     return {
       unet,
       layers: report.layers.map((l) => ({ name: l.name, int8: l.int8, relativeError: l.relativeError })),
