@@ -11,7 +11,7 @@ import { loadUNet, quantizeUNet, runtimeInfo, Tensor, type UNet } from '../lib/i
 import { rng } from '../test/helpers/random-model.js';
 import type { BenchCase } from './cases.js';
 import { median } from './measure.js';
-import { modelDir } from './model-files.js';
+import { modelDir, onnxFile, WEIGHTS_DIR } from './model-files.js';
 import { createSession, ort } from './ort-session.js';
 
 export interface LowpResult {
@@ -42,7 +42,7 @@ function cosine(a: Float32Array, b: Float32Array): number {
 }
 
 function inputs(c: BenchCase) {
-  const shape = [c.batch, 3, c.model.size, c.model.size];
+  const shape = [c.batch, c.model.channels, c.model.size, c.model.size];
   const random = rng(42);
   const input = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => 2 * random() - 1);
   const timesteps = new Array<number>(c.batch).fill(c.model.timestep);
@@ -60,7 +60,7 @@ export async function runLowpCase(c: BenchCase, warmup: number, runs: number): P
   const int8 = await loadUNet(dir, { dtype: 'int8' });
   const int8LoadOnTheFlyMs = performance.now() - t0;
   const bf16 = await loadUNet(dir, { dtype: 'bfloat16' });
-  const session = await createSession(path.join(dir, 'model.onnx'), runtimeInfo().threads);
+  const session = await createSession(onnxFile(c.model), runtimeInfo().threads);
   const feeds: Record<string, ort.Tensor> = {
     sample: new ort.Tensor('float32', input, shape),
     timestep: new ort.Tensor('float32', Float32Array.from(timesteps), [c.batch]),
@@ -109,9 +109,14 @@ function folderBytes(dir: string): number {
     .reduce((s, f) => s + statSync(path.join(dir, f)).size, 0);
 }
 
-/** Writes the case model's fusediff-int8 folder (once per model), beside its float folder. */
+/** The case model's fusediff-int8 folder, under bench/.weights/ (never beside a shipped model). */
+function int8Folder(c: BenchCase): string {
+  return path.join(WEIGHTS_DIR, `${c.model.id}-int8`);
+}
+
+/** Writes the case model's fusediff-int8 folder (once per model). */
 export async function prepareInt8Folder(c: BenchCase): Promise<string> {
-  const out = `${modelDir(c.model)}-int8`;
+  const out = int8Folder(c);
   const r = await quantizeUNet(modelDir(c.model), { mode: 'int8', outDir: out });
   r.unet.dispose();
   return out;
@@ -119,7 +124,7 @@ export async function prepareInt8Folder(c: BenchCase): Promise<string> {
 
 /** In a fresh process: load the pre-quantized folder, one forward, peak RSS. */
 export async function runInt8Folder(c: BenchCase): Promise<Int8FolderResult> {
-  const out = `${modelDir(c.model)}-int8`;
+  const out = int8Folder(c);
   const { shape, input, timesteps, labels } = inputs(c);
   const t0 = performance.now();
   const unet = await loadUNet(out);
