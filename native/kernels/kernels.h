@@ -47,7 +47,8 @@ struct ConvEpilogue {
 // The arithmetic a packed convolution runs in.
 //   F32:  float32 weights and inputs (conv2d).
 //   I8:   per-output-channel symmetric int8 weights w = scale[co] * q[co, ...], inputs
-//         quantized per image (symmetric, max-abs / 127) as the conv reads them, int32
+//         quantized per image (asymmetric, per tensor: min..max over 255 levels) as the
+//         conv reads them, int32
 //         accumulation, dequantize + epilogue in float (conv2d_int8).
 //   BF16: bfloat16 weights and inputs (round to nearest even), float32 accumulation
 //         (conv2d_bf16).

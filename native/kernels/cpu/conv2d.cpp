@@ -21,6 +21,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/conv_epilogue.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/vec.h"
 
@@ -75,31 +76,18 @@ inline void accumulate(const Geometry& g, const Window& win, const float* w_pane
   }
 }
 
-// Epilogue of kernels.h for one tile, then the store; channels past out_c are dropped.
+// The epilogue of kernels.h on every vector of the tile (conv_epilogue.h), then the store.
 template <int R, int P>
 inline void store(const Conv2dParams& p, const ConvEpilogue& e, float* y, int n, int oy, int ox, int co0,
                   vec (&acc)[R][P][kVecsPerPanel]) {
-  for (int r = 0; r < R; ++r) {
-    const int64_t pix = (static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox + r;
-    float* out = y + pix * p.out_c;
-    const float* res = e.residual ? e.residual + pix * p.out_c : nullptr;
-    for (int q = 0; q < P; ++q)
-      for (int v = 0; v < kVecsPerPanel; ++v) {
-        const int c0 = co0 + q * kPanel + v * kVec;
-        if (c0 >= p.out_c) continue;
-        float lane[kVec];
-        std::memcpy(lane, &acc[r][q][v], sizeof(lane));
-        const int count = std::min(kVec, p.out_c - c0);
-        for (int i = 0; i < count; ++i) {
-          const int c = c0 + i;
-          float s = lane[i];
-          if (e.bias) s += e.bias[c];
-          if (e.batch_bias) s += e.batch_bias[n * e.batch_bias_stride + c];
-          if (res) s += res[c];
-          out[c] = s * e.output_scale;
-        }
-      }
-  }
+  const int64_t pix0 = (static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox;
+  for (int q = 0; q < P; ++q)
+    for (int v = 0; v < kVecsPerPanel; ++v) {
+      const int c0 = co0 + q * kPanel + v * kVec;
+      if (c0 >= p.out_c) continue;
+      const EpilogueColumn col = epilogue_column(e, n, p.out_c, c0);
+      for (int r = 0; r < R; ++r) store_with_epilogue(e, col, pix0 + r, p.out_c, acc[r][q][v], y);
+    }
 }
 
 template <int R, int P>

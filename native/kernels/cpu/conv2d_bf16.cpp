@@ -17,6 +17,19 @@ namespace fusediff::kernels::FUSEDIFF_ISA {
 
 using lowp::Bf16;
 
+namespace {
+// The accumulators already hold the float result.
+struct FloatAccumulator {
+  struct Column {};
+  Column column(int, int) const { return {}; }
+  vec operator()(const Bf16::Acc& acc, Column) const {
+    vec v;
+    std::memcpy(&v, &acc, sizeof(v));
+    return v;
+  }
+};
+}  // namespace
+
 void pack_conv_bf16(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out) {
   const int64_t taps = static_cast<int64_t>(kernel) * kernel, per = in_c * taps;
   lowp::pack_panels(out_c, in_c, kernel, 2,
@@ -53,7 +66,7 @@ void conv2d_bf16(const Conv2dParams& p, const float* x, const PackedConv& w, con
       },
       xb, pool);
   const lowp::Prepared in{xb, p.in_h + 2, p.in_w + 2, (p.in_c + 1) / 2};
-  auto dequant = [](float acc, int, int) { return acc; };
+  const FloatAccumulator dequant;
   lowp::run_conv<Bf16>(p, in, w, e, dequant, y, pool);
 }
 

@@ -14,6 +14,7 @@
 // (conv2d_lowp.h), then the implicit GEMM whose epilogue dequantizes and applies the float
 // epilogue before the single store. Integer sums are exact, so every ISA gives the
 // reference's result up to the float epilogue's rounding.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -30,6 +31,36 @@ namespace {
 int64_t header_bytes(const Conv2dParams& p) {
   return lowp::align64((static_cast<int64_t>(p.batch) + 3 * static_cast<int64_t>(p.batch) * p.in_h) * 4);
 }
+
+// y = float(acc - (kZero + z[n]) * sum(q[co])) * (sx[n] * scale[co]), kVec channels at a time.
+struct Dequant {
+  struct Column {
+    ivec zero_sum;  // (kZero + z[n]) * sum(q[co])
+    vec scale;      // sx[n] * scale[co]
+  };
+  int out_c;
+  const int32_t* offset;  // kZero + z[n]
+  const float* sx;
+  const int32_t* wsum;
+  const float* scale;
+
+  Column column(int n, int c0) const {
+    ivec ws{};
+    vec sc{};
+    if (c0 + kVec <= out_c) {
+      std::memcpy(&ws, wsum + c0, sizeof(ws));
+      std::memcpy(&sc, scale + c0, sizeof(sc));
+    } else {
+      for (int i = 0; i < out_c - c0; ++i) ws[i] = wsum[c0 + i], sc[i] = scale[c0 + i];
+    }
+    return {offset[n] * ws, sx[n] * sc};
+  }
+  vec operator()(const Int8::Acc& a, const Column& col) const {
+    ivec acc;
+    std::memcpy(&acc, &a, sizeof(acc));
+    return __builtin_convertvector(acc - col.zero_sum, vec) * col.scale;
+  }
+};
 }  // namespace
 
 void pack_conv_int8(const int8_t* q, const float* scale, int out_c, int in_c, int kernel, PackedConv* out) {
@@ -123,9 +154,9 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
       xq, pool);
 
   const lowp::Prepared in{xq, p.in_h + 2, p.in_w + 2, (p.in_c + 3) / 4};
-  auto dequant = [&](int32_t acc, int n, int co) {
-    return static_cast<float>(acc - (Int8::kZero + z[n]) * w.wsum[co]) * (sx[n] * w.scale[co]);
-  };
+  std::vector<int32_t> offset(p.batch);
+  for (int n = 0; n < p.batch; ++n) offset[n] = Int8::kZero + z[n];
+  const Dequant dequant{p.out_c, offset.data(), sx, w.wsum.data(), w.scale.data()};
   lowp::run_conv<Int8>(p, in, w, e, dequant, y, pool);
 }
 

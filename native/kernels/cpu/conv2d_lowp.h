@@ -5,6 +5,10 @@
 //                    Dot(xg[pixel shifted by t, g], W[panel(co)][t][g][co % 16])
 //   y[pixel, co]   = epilogue(dequant(acc, n, co))
 //
+// Dequant turns one accumulator register into a float vector, in two parts so that a tile's
+// pixels share the per-channel work: col = dq.column(n, c0) for kLanes channels from c0 of
+// image n, then vec dq(acc, col) per pixel; lanes past out_c are ignored.
+//
 // M = output pixels, N = output channels, K = taps x groups of four bytes (4 int8 or 2 bf16
 // input channels). The input has first been converted (quantized or rounded) into a scratch
 // copy with a one-pixel halo on every side, zero or wrapped (circular padding), and its
@@ -23,6 +27,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "kernels/cpu/conv_epilogue.h"
 #include "kernels/cpu/lowp_dot.h"
 #include "kernels/kernels.h"
 
@@ -120,7 +125,7 @@ template <class D, class Dequant>
 struct Conv {
   using Acc = typename D::Acc;
   using W = typename D::W;
-  using Lane = std::conditional_t<std::is_same_v<D, Int8>, int32_t, float>;
+  static_assert(kLanes == kVec && sizeof(Acc) == sizeof(vec), "one accumulator is one float vector wide");
 
   const Conv2dParams& p;
   const Prepared& in;
@@ -161,28 +166,17 @@ struct Conv {
         }
       }
     }
-    // Epilogue of kernels.h after the dequantization, then the single store.
-    for (int r = 0; r < R; ++r) {
-      const int64_t pix = (static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox + r;
-      float* out = y + pix * p.out_c;
-      const float* res = e.residual ? e.residual + pix * p.out_c : nullptr;
-      for (int q = 0; q < P; ++q)
-        for (int v = 0; v < kRegsPerPanel; ++v) {
-          const int c0 = (panel0 + q) * kPanel + v * kLanes;
-          if (c0 >= p.out_c) continue;
-          Lane lane[kLanes];
-          D::lanes(acc[r][q][v], lane);
-          const int count = std::min(kLanes, p.out_c - c0);
-          for (int i = 0; i < count; ++i) {
-            const int c = c0 + i;
-            float s = dq(lane[i], n, c);
-            if (e.bias) s += e.bias[c];
-            if (e.batch_bias) s += e.batch_bias[n * e.batch_bias_stride + c];
-            if (res) s += res[c];
-            out[c] = s * e.output_scale;
-          }
-        }
-    }
+    // Dequantization, the epilogue of kernels.h, then the single store; per-channel terms
+    // are loaded once per column of the tile.
+    const int64_t pix0 = (static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox;
+    for (int q = 0; q < P; ++q)
+      for (int v = 0; v < kRegsPerPanel; ++v) {
+        const int c0 = (panel0 + q) * kPanel + v * kLanes;
+        if (c0 >= p.out_c) continue;
+        const auto dq_col = dq.column(n, c0);
+        const EpilogueColumn col = epilogue_column(e, n, p.out_c, c0);
+        for (int r = 0; r < R; ++r) store_with_epilogue(e, col, pix0 + r, p.out_c, dq(acc[r][q][v], dq_col), y);
+      }
   }
 
   template <int P, int R = kTilePixels - 1>
