@@ -5,7 +5,7 @@
  * ratios; output cosine against float32; int8 load time; and, from a separate process that
  * loads only the pre-quantized folder, its load time and peak RSS, with the folder size ratio.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadUNet, quantizeUNet, runtimeInfo, Tensor, type UNet } from '../lib/index.js';
 import { rng } from '../test/helpers/random-model.js';
@@ -103,7 +103,9 @@ export async function runLowpCase(c: BenchCase, warmup: number, runs: number): P
   return result;
 }
 
+/** Bytes of a model's UNet config and weights (its unet/ folder for a pipeline folder). */
 function folderBytes(dir: string): number {
+  if (existsSync(path.join(dir, 'unet', 'config.json'))) dir = path.join(dir, 'unet');
   return readdirSync(dir)
     .filter((f) => f === 'config.json' || f.endsWith('.safetensors'))
     .reduce((s, f) => s + statSync(path.join(dir, f)).size, 0);

@@ -172,6 +172,65 @@ describe('cifar10-32 config, seeded random weights', () => {
   }, 120_000);
 });
 
+describe('quantizeUNet calibration', () => {
+  const image = 3 * 32 * 32;
+  const inputs = [100, 700].map((t, i) => {
+    const r = rng(40 + i);
+    return { sample: Tensor.fromFloat32(Float32Array.from({ length: image }, () => 2 * r() - 1), [1, 3, 32, 32]), timestep: t };
+  });
+  const worstCosine = async (unet: UNet) => {
+    let worst = 1;
+    for (const { sample, timestep } of inputs) {
+      const [a, b] = await Promise.all([unet, float].map(async (u) => (await u.forward(sample, timestep)).toFloat32Array()));
+      worst = Math.min(worst, cosine(a, b));
+    }
+    return worst;
+  };
+
+  it('a target the int8 model already meets reverts nothing and gives the plain int8 model', async () => {
+    const r = await quantizeUNet(cifar, { mode: 'int8', calibration: { inputs, minCosine: 0.99 } });
+    expect(r.calibration?.reverted).toEqual([]);
+    expect(r.calibration!.cosine).toBeGreaterThanOrEqual(0.99);
+    expect(r.calibration!.cosine).toBeCloseTo(await worstCosine(r.unet), 12);
+    const y = await (await r.unet.forward(inputs[0].sample, 100)).toFloat32Array();
+    expect(maxAbsDiff(y, await (await int8.forward(inputs[0].sample, 100)).toFloat32Array())).toBe(0);
+    r.unet.dispose();
+  }, 120_000);
+
+  it('a stricter target moves the layers with the largest weight error to float until it holds', async () => {
+    const plain = await worstCosine(int8);
+    const minCosine = 1 - (1 - plain) / 3; // a third of the plain model's cosine gap
+    const r = await quantizeUNet(cifar, { mode: 'int8', calibration: { inputs, minCosine, maxRounds: 20 } });
+    const { cosine: reached, reverted } = r.calibration!;
+    console.log(`calibration: plain int8 cosine ${plain.toFixed(6)}, target ${minCosine.toFixed(6)}, reached ${reached.toFixed(6)} with ${reverted.length} layers moved to float`);
+    expect(reverted.length).toBeGreaterThan(0);
+    expect(reached).toBeGreaterThanOrEqual(minCosine);
+    // The reported cosine is that of the model returned.
+    expect(reached).toBeCloseTo(await worstCosine(r.unet), 12);
+    for (const name of reverted) expect(r.floatLayers).toContain(name);
+    for (const l of r.layers) expect(l.int8).toBe(!r.floatLayers.includes(l.name));
+    // The first round takes the tenth of the int8 layers with the largest weight error.
+    const plainReport = await quantizeUNet(cifar, { mode: 'int8' });
+    const ranked = plainReport.layers.filter((l) => l.int8).sort((a, b) => b.relativeError - a.relativeError);
+    plainReport.unet.dispose();
+    const firstRound = Math.ceil(ranked.length / 10);
+    expect(reverted.slice(0, firstRound)).toEqual(ranked.slice(0, firstRound).map((l) => l.name));
+    expect(r.unet.describePlan().ops.filter((o) => o.op === 'conv' && o.precision === 'float32').length).toBeGreaterThan(2);
+    r.unet.dispose();
+  }, 300_000);
+
+  it('rejects bad calibration options with E_ARGUMENT', async () => {
+    for (const calibration of [
+      { inputs: [] },
+      { inputs, minCosine: 1.5 },
+      { inputs, minCosine: Number.NaN },
+      { inputs, maxRounds: -1 },
+      { inputs, maxRounds: 1.5 },
+    ])
+      await expect(quantizeUNet(cifar, { mode: 'int8', calibration })).rejects.toMatchObject({ code: 'E_ARGUMENT' });
+  });
+});
+
 describe('consistency model (CM fixture pipeline)', () => {
   it('one-step sample: int8 within PSNR >= 30 dB of float32 from the same noise', async () => {
     const unetDir = path.join(CM, 'unet');

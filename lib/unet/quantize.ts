@@ -147,6 +147,10 @@ export async function quantizeUNet(source: UNet | string, options: QuantizeOptio
     if (options.calibration) {
       const { inputs, minCosine = 0.995, maxRounds = 8 } = options.calibration;
       if (!Array.isArray(inputs) || inputs.length === 0) throw new FusediffError('E_ARGUMENT', 'calibration.inputs must be a non-empty array');
+      if (typeof minCosine !== 'number' || !(minCosine > -1 && minCosine <= 1))
+        throw new FusediffError('E_ARGUMENT', `calibration.minCosine must be a number in (-1, 1], got ${String(minCosine)}`);
+      if (!Number.isInteger(maxRounds) || maxRounds < 0)
+        throw new FusediffError('E_ARGUMENT', `calibration.maxRounds must be an integer >= 0, got ${String(maxRounds)}`);
       const reference = await native().NativeUNet.load(src.config, src.weights, undefined, { precision: 'float32', floatLayers: [], quantizeFloatWeights: false });
       const floatUNet = new UNet(src.config, reference, src.weights);
       const expected = await forwardAll(floatUNet, inputs);
