@@ -5,9 +5,11 @@
 //
 // M = output pixels, N = output channels, K = taps x input channels. Weights are packed once
 // into panels of 16 output channels, [panel][tap][ci][16], in the order the inner loop reads
-// them. A work item is (group of kTilePanels panels, output row). For its row the item first
-// gathers the kernel-height window of input rows into a zero-padded scratch buffer, so every
-// tap of every output pixel is in range: the microkernel then runs without boundary tests,
+// them. A work item is (group of kTilePanels panels, output row). Its window is the
+// kernel-height set of input rows as zero- (or circularly) padded copies from a per-thread
+// row cache (RowCache: a thread's next item is usually the next output row, which shares
+// all but one input row), so every tap of every output pixel is in range: the microkernel
+// then runs without boundary tests,
 // over register tiles of kTilePixels output pixels x kTilePanels panels, broadcasting one
 // input value per pixel against the panels' weight vectors for each (tap, ci). Unpadded
 // convolutions whose window lies inside the input (1x1) read the input rows directly.
@@ -18,6 +20,7 @@
 // register file (AVX-512: 8 x 2 panels = 16 zmm accumulators; AVX2: 6 x 1 panel = 12 ymm;
 // SSE/NEON: 3 x 1 panel = 12 xmm).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -122,9 +125,73 @@ void row(const Geometry& g, const Window& win, const float* w, const ConvEpilogu
   if (ox < g.p.out_w) tail<P>(g.p.out_w - ox, g, win, w_panels, e, y, n, oy, ox, co0);
 }
 
-// Points the window at the input rows of output row oy, copying them into `scratch` with
-// zero (or circular) padding when some tap of the row falls outside the input.
-Window make_window(const Conv2dParams& p, const float* x_img, int oy, std::vector<float>& scratch) {
+// The padded input rows of one thread's recent work items. Consecutive items of a thread
+// are mostly consecutive output rows of one panel group, whose windows share kernel - 1
+// input rows: those are reused, and only the new row is copied (with its zero or circular
+// halo). Rows are keyed by image and input row, and the cache by the conv2d call.
+class RowCache {
+ public:
+  static constexpr int kSlots = kMaxKernel + 1;
+
+  // Invalidates the rows of another call and sizes the slots for this one.
+  void begin(uint64_t call, int64_t row_floats) {
+    if (call_ == call) return;
+    call_ = call;
+    row_floats_ = row_floats;
+    rows_.resize(static_cast<size_t>(row_floats) * kSlots);
+    std::fill(std::begin(key_), std::end(key_), int64_t{-1});
+  }
+
+  // The padded copy of input row iy (-pad_top <= iy < in_h + pad_top) of image n. `keep`
+  // lists the keys the current window still needs: their slots are not reused.
+  const float* row(const Conv2dParams& p, const float* x_img, int n, int iy, const int64_t (&keep)[kMaxKernel]) {
+    const int64_t key = static_cast<int64_t>(n) * (p.in_h + 2 * kMaxKernel) + iy + kMaxKernel;
+    int free_slot = -1;
+    for (int s = 0; s < kSlots; ++s) {
+      if (key_[s] == key) return slot(s);
+      if (free_slot < 0 && std::find(std::begin(keep), std::end(keep), key_[s]) == std::end(keep)) free_slot = s;
+    }
+    key_[free_slot] = key;
+    fill(p, x_img, iy, slot(free_slot));
+    return slot(free_slot);
+  }
+
+ private:
+  float* slot(int s) { return rows_.data() + s * row_floats_; }
+
+  // Input columns -pad_left .. cols - pad_left - 1 of row iy, zero or wrapped outside.
+  void fill(const Conv2dParams& p, const float* x_img, int iy, float* dst) const {
+    const int cols = static_cast<int>(row_floats_ / p.in_c);
+    if (p.circular) iy = (iy % p.in_h + p.in_h) % p.in_h;
+    if (iy < 0 || iy >= p.in_h) {
+      std::fill(dst, dst + row_floats_, 0.0f);
+      return;
+    }
+    const float* src = x_img + static_cast<int64_t>(iy) * p.in_w * p.in_c;
+    const size_t pixel_bytes = static_cast<size_t>(p.in_c) * sizeof(float);
+    if (p.circular) {
+      for (int col = 0; col < cols; ++col) {
+        const int ix = ((col - p.pad_left) % p.in_w + p.in_w) % p.in_w;
+        std::memcpy(dst + static_cast<int64_t>(col) * p.in_c, src + static_cast<int64_t>(ix) * p.in_c, pixel_bytes);
+      }
+      return;
+    }
+    const int first = std::max(0, p.pad_left), last = std::max(first, std::min(cols, p.in_w + p.pad_left));
+    std::fill(dst, dst + static_cast<int64_t>(first) * p.in_c, 0.0f);
+    std::memcpy(dst + static_cast<int64_t>(first) * p.in_c, src + static_cast<int64_t>(first - p.pad_left) * p.in_c,
+                static_cast<size_t>(last - first) * pixel_bytes);
+    std::fill(dst + static_cast<int64_t>(last) * p.in_c, dst + row_floats_, 0.0f);
+  }
+
+  uint64_t call_ = 0;
+  int64_t row_floats_ = 0;
+  int64_t key_[kSlots] = {-1, -1, -1, -1};
+  std::vector<float> rows_;
+};
+
+// Points the window at the input rows of output row oy: straight into the input when every
+// tap of the row is inside it, else at padded copies from the thread's row cache.
+Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, RowCache& cache) {
   Window win{};
   const int iy0 = oy * p.stride - p.pad_top;
   const int cols = (p.out_w - 1) * p.stride + p.kernel;  // input columns the row touches, from -pad_left
@@ -135,28 +202,10 @@ Window make_window(const Conv2dParams& p, const float* x_img, int oy, std::vecto
     win.col_offset = 0;
     return win;
   }
-  const int64_t row_floats = static_cast<int64_t>(cols) * p.in_c;
-  scratch.assign(static_cast<size_t>(row_floats) * p.kernel, 0.0f);
-  const size_t pixel_bytes = static_cast<size_t>(p.in_c) * sizeof(float);
-  for (int ky = 0; ky < p.kernel; ++ky) {
-    float* dst = scratch.data() + ky * row_floats;
-    win.rows[ky] = dst;
-    int iy = iy0 + ky;
-    if (p.circular) iy = (iy % p.in_h + p.in_h) % p.in_h;
-    if (iy < 0 || iy >= p.in_h) continue;
-    const float* src = x_img + static_cast<int64_t>(iy) * p.in_w * p.in_c;
-    if (p.circular) {
-      for (int col = 0; col < cols; ++col) {
-        const int ix = ((col - p.pad_left) % p.in_w + p.in_w) % p.in_w;
-        std::memcpy(dst + static_cast<int64_t>(col) * p.in_c, src + static_cast<int64_t>(ix) * p.in_c, pixel_bytes);
-      }
-      continue;
-    }
-    const int first = std::max(0, p.pad_left), last = std::min(cols, p.in_w + p.pad_left);  // columns with data
-    if (first < last)
-      std::memcpy(dst + static_cast<int64_t>(first) * p.in_c, src + static_cast<int64_t>(first - p.pad_left) * p.in_c,
-                  static_cast<size_t>(last - first) * pixel_bytes);
-  }
+  int64_t keep[kMaxKernel];
+  for (int ky = 0; ky < kMaxKernel; ++ky)
+    keep[ky] = ky < p.kernel ? static_cast<int64_t>(n) * (p.in_h + 2 * kMaxKernel) + iy0 + ky + kMaxKernel : -1;
+  for (int ky = 0; ky < p.kernel; ++ky) win.rows[ky] = cache.row(p, x_img, n, iy0 + ky, keep);
   win.col_offset = p.pad_left;
   return win;
 }
@@ -187,13 +236,17 @@ void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const Co
   // Work items are (panel group, output row), group-major so that a thread's consecutive
   // items reuse one weight panel group from cache. Each output value is computed by exactly
   // one item, in a fixed order: results do not depend on the thread count.
+  static std::atomic<uint64_t> calls{0};
+  const uint64_t call = ++calls;
+  const int64_t row_floats = static_cast<int64_t>((p.out_w - 1) * p.stride + p.kernel) * p.in_c;
   pool.parallel_for(rows * groups, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scratch;
+    thread_local RowCache cache;
+    cache.begin(call, row_floats);
     for (int64_t item = begin; item < end; ++item) {
       const int group = static_cast<int>(item / rows);
       const int64_t r = item % rows;
       const int n = static_cast<int>(r / p.out_h), oy = static_cast<int>(r % p.out_h);
-      const Window win = make_window(p, x + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c, oy, scratch);
+      const Window win = make_window(p, x + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c, n, oy, cache);
       const int panel0 = group * kTilePanels;
       if (panels - panel0 >= kTilePanels)
         row<kTilePanels>(g, win, w.data.f32(), e, y, n, oy, panel0);
