@@ -5,12 +5,11 @@
 //
 // M = output pixels, N = output channels, K = taps x input channels. Weights are packed once
 // into panels of 16 output channels, [panel][tap][ci][16], in the order the inner loop reads
-// them. A work item is (group of kTilePanels panels, output row). Its window is the
-// kernel-height set of input rows as zero- (or circularly) padded copies from a per-thread
-// row cache (RowCache: a thread's next item is usually the next output row, which shares
-// all but one input row), so every tap of every output pixel is in range: the microkernel
-// then runs without boundary tests,
-// over register tiles of kTilePixels output pixels x kTilePanels panels, broadcasting one
+// them. Work items are register tiles (register_tile.h: a run of output pixels of one image x
+// a group of panels). A tile reads the input rows of its output rows as zero- (or
+// circularly) padded copies from a per-thread row cache (RowCache: a thread's next tile
+// usually shares those rows), so every tap of every output pixel is in range: the
+// microkernel then runs without boundary tests, broadcasting one
 // input value per pixel against the panels' weight vectors for each (tap, ci). Unpadded
 // convolutions whose window lies inside the input (1x1) read the input rows directly.
 //
@@ -26,6 +25,7 @@
 
 #include "kernels/cpu/conv_epilogue.h"
 #include "kernels/cpu/cpu_kernels.h"
+#include "kernels/cpu/register_tile.h"
 #include "kernels/cpu/vec.h"
 
 namespace fusediff::kernels::FUSEDIFF_ISA {
@@ -33,8 +33,6 @@ namespace {
 
 constexpr int kPanel = 16;  // output channels per packed panel
 constexpr int kVecsPerPanel = kPanel / kVec;
-constexpr int kTilePixels = FUSEDIFF_TILE_PIXELS;
-constexpr int kTilePanels = FUSEDIFF_TILE_PANELS;
 constexpr int kMaxKernel = 3;
 
 // The input rows one output row reads: rows[ky] points at column 0 of a row laid out as
@@ -49,16 +47,20 @@ struct Geometry {
   int64_t panel_stride;  // floats between consecutive panels of the packed weights
 };
 
-// acc (R pixels x P panels) += the taps of output pixels [ox, ox + R) of the window's row.
+// Where each pixel of a tile reads: at[r][ky] is input channel 0 of pixel r's tap (ky, 0);
+// tap (ky, kx) is kx * in_c further.
+struct TileInput {
+  const float* at[kMaxTilePixels][kMaxKernel];
+};
+
+// acc (R pixels x P panels) += the taps of the tile's pixels.
 template <int R, int P>
-inline void accumulate(const Geometry& g, const Window& win, const float* w_panels, int ox,
-                       vec (&acc)[R][P][kVecsPerPanel]) {
+inline void accumulate(const Geometry& g, const TileInput& in, const float* w_panels, vec (&acc)[R][P][kVecsPerPanel]) {
   const Conv2dParams& p = g.p;
   for (int ky = 0; ky < p.kernel; ++ky) {
     for (int kx = 0; kx < p.kernel; ++kx) {
       const float* px[R];
-      for (int r = 0; r < R; ++r)
-        px[r] = win.rows[ky] + (static_cast<int64_t>(ox + r) * p.stride + kx + win.col_offset - p.pad_left) * p.in_c;
+      for (int r = 0; r < R; ++r) px[r] = in.at[r][ky] + static_cast<int64_t>(kx) * p.in_c;
       const float* w = w_panels + static_cast<int64_t>(ky * p.kernel + kx) * p.in_c * kPanel;
       for (int ci = 0; ci < p.in_c; ++ci, w += kPanel) {
         vec wv[P][kVecsPerPanel];
@@ -80,10 +82,10 @@ inline void accumulate(const Geometry& g, const Window& win, const float* w_pane
 }
 
 // The epilogue of kernels.h on every vector of the tile (conv_epilogue.h), then the store.
+// The tile's pixels are consecutive in the NHWC output from pix0.
 template <int R, int P>
-inline void store(const Conv2dParams& p, const ConvEpilogue& e, float* y, int n, int oy, int ox, int co0,
+inline void store(const Conv2dParams& p, const ConvEpilogue& e, float* y, int n, int64_t pix0, int co0,
                   vec (&acc)[R][P][kVecsPerPanel]) {
-  const int64_t pix0 = (static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox;
   for (int q = 0; q < P; ++q)
     for (int v = 0; v < kVecsPerPanel; ++v) {
       const int c0 = co0 + q * kPanel + v * kVec;
@@ -94,44 +96,38 @@ inline void store(const Conv2dParams& p, const ConvEpilogue& e, float* y, int n,
 }
 
 template <int R, int P>
-inline void tile(const Geometry& g, const Window& win, const float* w_panels, const ConvEpilogue& e, float* y, int n,
-                 int oy, int ox, int co0) {
+inline void tile(const Geometry& g, const TileInput& in, const float* w_panels, const ConvEpilogue& e, float* y, int n,
+                 int64_t pix0, int co0) {
   vec acc[R][P][kVecsPerPanel];
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < P; ++q)
       for (int v = 0; v < kVecsPerPanel; ++v) acc[r][q][v] = vec{};
-  accumulate<R, P>(g, win, w_panels, ox, acc);
-  store<R, P>(g.p, e, y, n, oy, ox, co0, acc);
+  accumulate<R, P>(g, in, w_panels, acc);
+  store<R, P>(g.p, e, y, n, pix0, co0, acc);
 }
 
-// The last `count` (< kTilePixels) pixels of a row, as one tile of that width.
-template <int P, int R = kTilePixels - 1>
-inline void tail(int count, const Geometry& g, const Window& win, const float* w_panels, const ConvEpilogue& e,
-                 float* y, int n, int oy, int ox, int co0) {
-  if constexpr (R >= 1) {
-    if (count == R) return tile<R, P>(g, win, w_panels, e, y, n, oy, ox, co0);
-    tail<P, R - 1>(count, g, win, w_panels, e, y, n, oy, ox, co0);
+// tile<R, P> for R = count (<= pixels_for_panels(P)) and P = panels (<= kTilePanels).
+template <int P = kTilePanels, int R = pixels_for_panels(P)>
+inline void tile_of(int panels, int count, const Geometry& g, const TileInput& in, const float* w_panels,
+                    const ConvEpilogue& e, float* y, int n, int64_t pix0, int co0) {
+  if constexpr (P >= 1) {
+    if (panels < P) return tile_of<P - 1>(panels, count, g, in, w_panels, e, y, n, pix0, co0);
+    if constexpr (R >= 1) {
+      if (count == R) return tile<R, P>(g, in, w_panels, e, y, n, pix0, co0);
+      tile_of<P, R - 1>(panels, count, g, in, w_panels, e, y, n, pix0, co0);
+    }
   }
 }
 
-// One output row for P panels starting at panel `panel0`.
-template <int P>
-void row(const Geometry& g, const Window& win, const float* w, const ConvEpilogue& e, float* y, int n, int oy,
-         int panel0) {
-  const float* w_panels = w + panel0 * g.panel_stride;
-  const int co0 = panel0 * kPanel;
-  int ox = 0;
-  for (; ox + kTilePixels <= g.p.out_w; ox += kTilePixels) tile<kTilePixels, P>(g, win, w_panels, e, y, n, oy, ox, co0);
-  if (ox < g.p.out_w) tail<P>(g.p.out_w - ox, g, win, w_panels, e, y, n, oy, ox, co0);
-}
-
-// The padded input rows of one thread's recent work items. Consecutive items of a thread
-// are mostly consecutive output rows of one panel group, whose windows share kernel - 1
-// input rows: those are reused, and only the new row is copied (with its zero or circular
-// halo). Rows are keyed by image and input row, and the cache by the conv2d call.
+// The padded input rows of one thread's recent tiles. Consecutive items of a thread are
+// mostly consecutive tiles of one image and panel group, whose windows share input rows:
+// those are reused, and only new rows are copied (with their zero or circular halo). Rows are
+// keyed by image and input row, and the cache by the conv2d call.
 class RowCache {
  public:
-  static constexpr int kSlots = kMaxKernel + 1;
+  // A tile touches two output rows, so up to 2 x kMaxKernel input rows, plus one to replace.
+  static constexpr int kKeep = 2 * kMaxKernel;
+  static constexpr int kSlots = kKeep + 1;
 
   // Invalidates the rows of another call and sizes the slots for this one.
   void begin(uint64_t call, int64_t row_floats) {
@@ -142,16 +138,20 @@ class RowCache {
     std::fill(std::begin(key_), std::end(key_), int64_t{-1});
   }
 
+  static int64_t key(const Conv2dParams& p, int n, int iy) {
+    return static_cast<int64_t>(n) * (p.in_h + 2 * kMaxKernel) + iy + kMaxKernel;
+  }
+
   // The padded copy of input row iy (-pad_top <= iy < in_h + pad_top) of image n. `keep`
-  // lists the keys the current window still needs: their slots are not reused.
-  const float* row(const Conv2dParams& p, const float* x_img, int n, int iy, const int64_t (&keep)[kMaxKernel]) {
-    const int64_t key = static_cast<int64_t>(n) * (p.in_h + 2 * kMaxKernel) + iy + kMaxKernel;
+  // lists the keys the current tile still needs: their slots are not reused.
+  const float* row(const Conv2dParams& p, const float* x_img, int n, int iy, const int64_t (&keep)[kKeep]) {
+    const int64_t k = key(p, n, iy);
     int free_slot = -1;
     for (int s = 0; s < kSlots; ++s) {
-      if (key_[s] == key) return slot(s);
+      if (key_[s] == k) return slot(s);
       if (free_slot < 0 && std::find(std::begin(keep), std::end(keep), key_[s]) == std::end(keep)) free_slot = s;
     }
-    key_[free_slot] = key;
+    key_[free_slot] = k;
     fill(p, x_img, iy, slot(free_slot));
     return slot(free_slot);
   }
@@ -185,13 +185,14 @@ class RowCache {
 
   uint64_t call_ = 0;
   int64_t row_floats_ = 0;
-  int64_t key_[kSlots] = {-1, -1, -1, -1};
+  int64_t key_[kSlots] = {};
   std::vector<float> rows_;
 };
 
 // Points the window at the input rows of output row oy: straight into the input when every
 // tap of the row is inside it, else at padded copies from the thread's row cache.
-Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, RowCache& cache) {
+Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, RowCache& cache,
+                   const int64_t (&keep)[RowCache::kKeep]) {
   Window win{};
   const int iy0 = oy * p.stride - p.pad_top;
   const int cols = (p.out_w - 1) * p.stride + p.kernel;  // input columns the row touches, from -pad_left
@@ -202,12 +203,35 @@ Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, Row
     win.col_offset = 0;
     return win;
   }
-  int64_t keep[kMaxKernel];
-  for (int ky = 0; ky < kMaxKernel; ++ky)
-    keep[ky] = ky < p.kernel ? static_cast<int64_t>(n) * (p.in_h + 2 * kMaxKernel) + iy0 + ky + kMaxKernel : -1;
   for (int ky = 0; ky < p.kernel; ++ky) win.rows[ky] = cache.row(p, x_img, n, iy0 + ky, keep);
   win.col_offset = p.pad_left;
   return win;
+}
+
+// One work item of the schedule: gathers where its pixels read (from the windows of the at
+// most two output rows it touches), then runs its tile.
+void run_item(const Geometry& g, const TileSchedule::Item& it, const float* x, const float* w, const ConvEpilogue& e,
+              float* y, RowCache& cache) {
+  const Conv2dParams& p = g.p;
+  const float* x_img = x + static_cast<int64_t>(it.n) * p.in_h * p.in_w * p.in_c;
+  const int oy0 = static_cast<int>(it.m0 / p.out_w);
+  const int oy1 = static_cast<int>((it.m0 + it.count - 1) / p.out_w);  // oy0 or oy0 + 1
+  int64_t keep[RowCache::kKeep];
+  for (int i = 0; i < RowCache::kKeep; ++i) {
+    const int ky = i % kMaxKernel, oy = i < kMaxKernel ? oy0 : oy1;
+    keep[i] = ky < p.kernel ? RowCache::key(p, it.n, oy * p.stride - p.pad_top + ky) : -1;
+  }
+  const Window win[2] = {make_window(p, x_img, it.n, oy0, cache, keep),
+                         oy1 != oy0 ? make_window(p, x_img, it.n, oy1, cache, keep) : Window{}};
+  TileInput in;
+  for (int r = 0; r < it.count; ++r) {
+    const int64_t m = it.m0 + r;
+    const Window& wr = win[m / p.out_w != oy0];
+    const int64_t col = static_cast<int64_t>(m % p.out_w) * p.stride + wr.col_offset - p.pad_left;
+    for (int ky = 0; ky < p.kernel; ++ky) in.at[r][ky] = wr.rows[ky] + col * p.in_c;
+  }
+  const int64_t pix0 = static_cast<int64_t>(it.n) * p.out_h * p.out_w + it.m0;
+  tile_of(it.panels, it.count, g, in, w + it.panel0 * g.panel_stride, e, y, it.n, pix0, it.panel0 * kPanel);
 }
 
 }  // namespace
@@ -229,30 +253,15 @@ void pack_conv(const float* oihw, int out_c, int in_c, int kernel, PackedConv* o
 
 void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
             ThreadPool& pool) {
-  const int panels = (p.out_c + kPanel - 1) / kPanel;
   const Geometry g{p, static_cast<int64_t>(p.kernel) * p.kernel * p.in_c * kPanel};
-  const int groups = (panels + kTilePanels - 1) / kTilePanels;
-  const int64_t rows = static_cast<int64_t>(p.batch) * p.out_h;
-  // Work items are (panel group, output row), group-major so that a thread's consecutive
-  // items reuse one weight panel group from cache. Each output value is computed by exactly
-  // one item, in a fixed order: results do not depend on the thread count.
+  const TileSchedule schedule(p.batch, p.out_h, p.out_w, (p.out_c + kPanel - 1) / kPanel);
   static std::atomic<uint64_t> calls{0};
   const uint64_t call = ++calls;
   const int64_t row_floats = static_cast<int64_t>((p.out_w - 1) * p.stride + p.kernel) * p.in_c;
-  pool.parallel_for(rows * groups, [&](int64_t begin, int64_t end) {
+  pool.parallel_for(schedule.items(), [&](int64_t begin, int64_t end) {
     thread_local RowCache cache;
     cache.begin(call, row_floats);
-    for (int64_t item = begin; item < end; ++item) {
-      const int group = static_cast<int>(item / rows);
-      const int64_t r = item % rows;
-      const int n = static_cast<int>(r / p.out_h), oy = static_cast<int>(r % p.out_h);
-      const Window win = make_window(p, x + static_cast<int64_t>(n) * p.in_h * p.in_w * p.in_c, n, oy, cache);
-      const int panel0 = group * kTilePanels;
-      if (panels - panel0 >= kTilePanels)
-        row<kTilePanels>(g, win, w.data.f32(), e, y, n, oy, panel0);
-      else
-        for (int q = panel0; q < panels; ++q) row<1>(g, win, w.data.f32(), e, y, n, oy, q);
-    }
+    for (int64_t i = begin; i < end; ++i) run_item(g, schedule.item(i), x, w.data.f32(), e, y, cache);
   });
 }
 

@@ -18,10 +18,9 @@
 // asymmetric padding 0; 1x1 without padding.)
 //
 // Weights are packed once into panels of 16 output channels, [panel][tap][group][16] words
-// of four bytes, so one register load feeds kLanes channels x one group. A work item is
-// (group of kTilePanels panels, output row) as in the float conv2d.cpp, over register tiles
-// of kTilePixels pixels x kTilePanels panels; each output is computed by one item in a fixed
-// order, so results do not depend on the thread count.
+// of four bytes, so one register load feeds kLanes channels x one group. Work items are the
+// register tiles of register_tile.h, as in the float conv2d.cpp; each output is computed by
+// one item in a fixed order, so results do not depend on the thread count.
 #pragma once
 #include <algorithm>
 #include <cstring>
@@ -29,14 +28,13 @@
 #include "core/error.h"
 #include "kernels/cpu/conv_epilogue.h"
 #include "kernels/cpu/lowp_dot.h"
+#include "kernels/cpu/register_tile.h"
 #include "kernels/kernels.h"
 
 namespace fusediff::kernels::FUSEDIFF_ISA::lowp {
 
 constexpr int kPanel = 16;
 constexpr int kRegsPerPanel = kPanel / kLanes;
-constexpr int kTilePixels = FUSEDIFF_TILE_PIXELS;
-constexpr int kTilePanels = FUSEDIFF_TILE_PANELS;
 
 // The converted input: [batch][in_h + 2][in_w + 2][groups] words.
 struct Prepared {
@@ -135,19 +133,19 @@ struct Conv {
   const Dequant& dq;
   float* y;
 
+  // The tile of R pixels from it.m0 x P panels from it.panel0. base[r] is pixel r's tap (0, 0).
   template <int R, int P>
-  void tile(int n, int oy, int ox, int panel0) const {
+  void tile(const TileSchedule::Item& it, const uint32_t* const* base) const {
     Acc acc[R][P][kRegsPerPanel];
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < P; ++q)
         for (int v = 0; v < kRegsPerPanel; ++v) acc[r][q][v] = D::zero();
-    const uint32_t* w_panels = w + panel0 * panel_stride;
+    const uint32_t* w_panels = w + it.panel0 * panel_stride;
     const int groups = in.groups;
     for (int ky = 0; ky < p.kernel; ++ky) {
-      const int64_t row = (static_cast<int64_t>(n) * in.hp + oy * p.stride - p.pad_top + ky + 1) * in.wp;
       for (int kx = 0; kx < p.kernel; ++kx) {
         const uint32_t* px[R];
-        for (int r = 0; r < R; ++r) px[r] = in.x + (row + (ox + r) * p.stride - p.pad_left + kx + 1) * groups;
+        for (int r = 0; r < R; ++r) px[r] = base[r] + (static_cast<int64_t>(ky) * in.wp + kx) * groups;
         const uint32_t* wt = w_panels + static_cast<int64_t>(ky * p.kernel + kx) * groups * kPanel;
         for (int g = 0; g < groups; ++g, wt += kPanel) {
           W wv[P][kRegsPerPanel];
@@ -167,47 +165,42 @@ struct Conv {
       }
     }
     // Dequantization, the epilogue of kernels.h, then the single store; per-channel terms
-    // are loaded once per column of the tile.
-    const int64_t pix0 = (static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox;
+    // are loaded once per column of the tile. The tile's pixels are consecutive in the output.
+    const int64_t pix0 = static_cast<int64_t>(it.n) * p.out_h * p.out_w + it.m0;
     for (int q = 0; q < P; ++q)
       for (int v = 0; v < kRegsPerPanel; ++v) {
-        const int c0 = (panel0 + q) * kPanel + v * kLanes;
+        const int c0 = (it.panel0 + q) * kPanel + v * kLanes;
         if (c0 >= p.out_c) continue;
-        const auto dq_col = dq.column(n, c0);
-        const EpilogueColumn col = epilogue_column(e, n, p.out_c, c0);
+        const auto dq_col = dq.column(it.n, c0);
+        const EpilogueColumn col = epilogue_column(e, it.n, p.out_c, c0);
         for (int r = 0; r < R; ++r) store_with_epilogue(e, col, pix0 + r, p.out_c, dq(acc[r][q][v], dq_col), y);
       }
   }
 
-  template <int P, int R = kTilePixels - 1>
-  void tail(int count, int n, int oy, int ox, int panel0) const {
-    if constexpr (R >= 1) {
-      if (count == R) return tile<R, P>(n, oy, ox, panel0);
-      tail<P, R - 1>(count, n, oy, ox, panel0);
+  // tile<R, P> for R = it.count and P = it.panels.
+  template <int P = kTilePanels, int R = pixels_for_panels(P)>
+  void tile_of(const TileSchedule::Item& it, const uint32_t* const* base) const {
+    if constexpr (P >= 1) {
+      if (it.panels < P) return tile_of<P - 1>(it, base);
+      if constexpr (R >= 1) {
+        if (it.count == R) return tile<R, P>(it, base);
+        tile_of<P, R - 1>(it, base);
+      }
     }
   }
 
-  template <int P>
-  void row(int n, int oy, int panel0) const {
-    int ox = 0;
-    for (; ox + kTilePixels <= p.out_w; ox += kTilePixels) tile<kTilePixels, P>(n, oy, ox, panel0);
-    if (ox < p.out_w) tail<P>(p.out_w - ox, n, oy, ox, panel0);
-  }
-
   void run(ThreadPool& pool) const {
-    const int panels = (p.out_c + kPanel - 1) / kPanel;
-    const int tile_groups = (panels + kTilePanels - 1) / kTilePanels;
-    const int64_t rows = static_cast<int64_t>(p.batch) * p.out_h;
-    pool.parallel_for(rows * tile_groups, [&](int64_t begin, int64_t end) {
-      for (int64_t item = begin; item < end; ++item) {
-        const int group = static_cast<int>(item / rows);
-        const int64_t r = item % rows;
-        const int n = static_cast<int>(r / p.out_h), oy = static_cast<int>(r % p.out_h);
-        const int panel0 = group * kTilePanels;
-        if (panels - panel0 >= kTilePanels)
-          row<kTilePanels>(n, oy, panel0);
-        else
-          for (int q = panel0; q < panels; ++q) row<1>(n, oy, q);
+    const TileSchedule schedule(p.batch, p.out_h, p.out_w, (p.out_c + kPanel - 1) / kPanel);
+    pool.parallel_for(schedule.items(), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const TileSchedule::Item it = schedule.item(i);
+        const uint32_t* base[kMaxTilePixels];
+        for (int r = 0; r < it.count; ++r) {
+          const int64_t m = it.m0 + r;
+          const int64_t oy = m / p.out_w, ox = m % p.out_w;
+          base[r] = in.x + ((it.n * in.hp + oy * p.stride - p.pad_top + 1) * in.wp + ox * p.stride - p.pad_left + 1) * in.groups;
+        }
+        tile_of(it, base);
       }
     });
   }
