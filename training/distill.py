@@ -26,6 +26,10 @@ sigma_data = 1). Two phases, one run (checkpointed and resumable like train_teac
 
 The teacher's frozen EMA weights are copied into the run directory on the first start
 (teacher.pt), so a resumed run distils from the same teacher even if the teacher trains on.
+When the teacher has trained on, --init-student CHECKPOINT starts a new run from an earlier
+run's student instead of from the teacher (warm start, with --retime-steps 0): the student's
+time input is already re-timed and its map is close to the new teacher's, so a few hundred
+CD steps adapt it, where a run from the teacher needs about two thousand.
 Outputs: checkpoint.pt, train.log, preview_stepNNNNNN.png (rows of 1-step and 2-step samples
 per class). export.py --student writes the diffusers folder.
 """
@@ -68,6 +72,10 @@ def parse_args():
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-student", metavar="CHECKPOINT",
+                   help="warm start: begin from this distillation checkpoint's student, target and EMA weights "
+                        "(a run against an earlier teacher) instead of the teacher; use with --retime-steps 0, "
+                        "since its time input is already re-timed")
     return p.parse_args()
 
 
@@ -175,6 +183,14 @@ def main():
     else:
         log(f"new distillation run from teacher step {tstate['step']}; grid {grid.tolist()}")
         log(f"args: {vars(args)}")
+        if args.init_student:
+            init = torch.load(args.init_student)
+            if init["config"] != config or init["num_boundaries"] != args.num_boundaries:
+                raise SystemExit(f"{args.init_student} has another config or grid than this run")
+            student.load_state_dict(init["model"])
+            target_net.load_state_dict(init["target"])
+            ema.load_state_dict(init["ema"])
+            log(f"warm start from {args.init_student}: step {init['step']}, distilled from teacher step {init['teacher_step']}")
 
     if step >= args.max_steps:
         log(f"already finished: step {step} >= --max-steps {args.max_steps}")
