@@ -168,6 +168,7 @@ def main():
     ema = frozen_copy(student)
     optimizer = torch.optim.Adam(student.parameters(), lr=args.lr)
     step, trained_seconds = 0, 0.0
+    prior_steps = 0  # distillation steps of the runs this one was warm-started from
 
     if os.path.exists(ckpt_path):
         state = torch.load(ckpt_path)
@@ -179,6 +180,7 @@ def main():
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
         step, trained_seconds = state["step"], state["trained_seconds"]
+        prior_steps = state.get("prior_steps", 0)
         log(f"resumed from {ckpt_path} at step {step}")
     else:
         log(f"new distillation run from teacher step {tstate['step']}; grid {grid.tolist()}")
@@ -190,6 +192,7 @@ def main():
             student.load_state_dict(init["model"])
             target_net.load_state_dict(init["target"])
             ema.load_state_dict(init["ema"])
+            prior_steps = init.get("prior_steps", 0) + init["step"]
             log(f"warm start from {args.init_student}: step {init['step']}, distilled from teacher step {init['teacher_step']}")
 
     if step >= args.max_steps:
@@ -200,6 +203,7 @@ def main():
         train_teacher.save_checkpoint(ckpt_path, {
             "step": step, "trained_seconds": trained_seconds, "config": config, "class_names": class_names,
             "num_boundaries": args.num_boundaries, "teacher_step": tstate["step"], "args": vars(args),
+            "prior_steps": prior_steps,
             "model": student.state_dict(), "target": target_net.state_dict(), "ema": ema.state_dict(),
             "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
         })

@@ -82,7 +82,8 @@ def main():
         pipeline_class = "ConsistencyModelPipeline"
         fusediff_block.update(default_guidance_scale=1.0, default_sampler="consistency", default_steps=1,
                               guidance_distilled=state["args"]["guidance_scale"],
-                              trained_steps=state["step"], teacher_steps=state["teacher_step"])
+                              trained_steps=state.get("prior_steps", 0) + state["step"],
+                              teacher_steps=state["teacher_step"])
         # consistency times 250 ln(sigma) for sigma_max, 2.73, 0.14 and sigma_min
         timestep = consistency.model_time(torch.tensor([consistency.SIGMA_MAX, 2.73, 0.14, consistency.SIGMA_MIN]))
     write_json(os.path.join(out, "scheduler", "scheduler_config.json"), scheduler)
