@@ -4,7 +4,7 @@
 //
 //   node training/generate_tiles.mjs --model DIR --sampler ddim --steps 50 --guidance 2 \
 //        --per-class 200 --seed 1000 --out /work/fusediff-train/eval/teacher_ddim50
-//   (--dtype int8 loads the UNet quantized, once that exists)
+//   (--dtype int8 loads the UNet quantized at load)
 //
 // Needs the built package (npm run build). Seeds: tile i of the set uses seed + i, so every
 // setting sees the same initial noise for the same tile.
