@@ -69,12 +69,10 @@ struct Int8 {
   }
 #endif
   static Acc zero() { return _mm512_setzero_si512(); }
-  static void lanes(const Acc& a, int32_t* out) { _mm512_storeu_si512(out, a); }
 };
 struct Bf16 {
   using Acc = __m512;
   static Acc zero() { return _mm512_setzero_ps(); }
-  static void lanes(const Acc& a, float* out) { _mm512_storeu_ps(out, a); }
 #if defined(__AVX512BF16__)
   using W = __m512bh;
   static W weights(const uint32_t* w) { return (__m512bh)_mm512_loadu_si512(w); }
@@ -121,7 +119,6 @@ struct Int8 {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
   }
   static Acc zero() { return _mm256_setzero_si256(); }
-  static void lanes(const Acc& a, int32_t* out) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), a); }
 };
 struct Bf16 {
   using Acc = __m256;
@@ -142,7 +139,6 @@ struct Bf16 {
     return _mm256_add_ps(acc, _mm256_mul_ps(w.hi, _mm256_set1_ps(xh)));
   }
   static Acc zero() { return _mm256_setzero_ps(); }
-  static void lanes(const Acc& a, float* out) { _mm256_storeu_ps(out, a); }
 };
 
 #else  // portable: GCC/Clang vector extensions, any target
@@ -165,7 +161,6 @@ struct Int8 {
     return acc;
   }
   static Acc zero() { return ivec{}; }
-  static void lanes(const Acc& a, int32_t* out) { std::memcpy(out, &a, sizeof(a)); }
 };
 struct Bf16 {
   using Acc = vec;
@@ -190,7 +185,6 @@ struct Bf16 {
     return acc + w.hi * xh;
   }
   static Acc zero() { return vec{}; }
-  static void lanes(const Acc& a, float* out) { std::memcpy(out, &a, sizeof(a)); }
 };
 #endif
 
