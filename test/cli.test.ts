@@ -123,6 +123,13 @@ describe('the embedded model', () => {
     expect(m.parameters.guidance).toBe(1);
     expect(m.images.map((i) => i.class)).toEqual([1, 0, 3]);
     expect([m.grid.width, m.grid.height]).toEqual([96, 32]);
+    // --scale enlarges the cells (pixel art previews); the manifest's cells are sheet pixels.
+    const big = cli('generate', '--class', 'wall,floor', '--seed', '7', '--grid', 'big.png', '--scale', '2', '--quiet', '--json');
+    expect(big.status).toBe(0);
+    const bm = JSON.parse(big.stdout) as { images: (Record & { cell: { x: number; width: number } })[]; grid: { width: number; height: number; scale: number } };
+    expect(bm.grid).toMatchObject({ width: 128, height: 64, scale: 2 });
+    expect(bm.images[1].cell).toMatchObject({ x: 64, width: 64 });
+    expect(cli('generate', '--class', 'wall', '--scale', '2').status).not.toBe(0); // --scale needs --grid
     // The second tile's remake names its class by id and its own seed.
     const remake = m.images[1].remake;
     expect(remake).toEqual(expect.arrayContaining(['--class', '0', '--seed', '8']));

@@ -120,4 +120,19 @@ describe('grid', () => {
     expect(() => makeGrid([img, { ...img, width: 2, data: new Uint8ClampedArray(8) }])).toThrow(/E_SHAPE/);
     expect(() => makeGrid([img], { columns: 0 })).toThrow(/E_ARGUMENT/);
   });
+
+  it('scale enlarges every cell by pixel repetition; cells are in sheet pixels', () => {
+    // A 2x1 RGB image: a red pixel, then a green one.
+    const img = { width: 2, height: 1, channels: 3 as const, data: new Uint8ClampedArray([255, 0, 0, 0, 255, 0]) };
+    const g = makeGrid([img, img], { columns: 2, padding: 1, scale: 3 });
+    expect(g.image).toMatchObject({ width: 1 + 2 * (6 + 1), height: 1 + 3 + 1 });
+    expect(g.cells[1]).toEqual({ x: 1 + 7, y: 1, width: 6, height: 3 });
+    const px = (x: number, y: number) => Array.from(g.image.data.subarray((y * g.image.width + x) * 3, (y * g.image.width + x) * 3 + 3));
+    for (const c of g.cells)
+      for (let y = 0; y < 3; y++)
+        for (let x = 0; x < 6; x++) expect(px(c.x + x, c.y + y), `${x},${y}`).toEqual(x < 3 ? [255, 0, 0] : [0, 255, 0]);
+    expect(px(7, 2)).toEqual([0, 0, 0]); // padding between the cells
+    expect(makeGrid([img], { scale: 1 }).image.data).toEqual(img.data);
+    for (const scale of [0, 17, 1.5, Number.NaN]) expect(() => makeGrid([img], { scale })).toThrow(/E_ARGUMENT/);
+  });
 });

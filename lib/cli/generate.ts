@@ -42,6 +42,7 @@ export const generate: Command = {
     grid: { type: 'string', value: 'FILE.png', help: 'write one sprite sheet instead of one file per image' },
     columns: { type: 'integer', help: 'sheet columns (default: a near-square sheet)' },
     padding: { type: 'integer', help: 'pixels around each sheet cell (transparent for RGBA)', default: 0 },
+    scale: { type: 'integer', help: 'enlarge every sheet cell N times by pixel repetition (pixel-art previews), 1-16', default: 1 },
     manifest: { type: 'string', value: 'FILE', help: 'manifest path (default: manifest.json beside the images)' },
   },
   notes: [
@@ -56,7 +57,7 @@ async function run({ options: o }: ParsedArgs): Promise<number> {
   if (sampler !== undefined && !SAMPLERS.includes(sampler)) throw new UsageError(`unknown sampler "${sampler}" (use ${SAMPLERS.join(', ')})`);
   if (o.seed !== undefined && o.seeds !== undefined) throw new UsageError('give --seed or --seeds, not both');
   if (o.channels !== undefined && o.channels !== 3 && o.channels !== 4) throw new UsageError('--channels must be 3 or 4');
-  if (o.grid === undefined && (o.columns !== undefined || o.padding !== 0)) throw new UsageError('--columns and --padding need --grid');
+  if (o.grid === undefined && (o.columns !== undefined || o.padding !== 0 || o.scale !== 1)) throw new UsageError('--columns, --padding and --scale need --grid');
   const seedList = o.seeds as number[] | undefined;
   const classList = o.class as (number | string)[] | undefined;
   const perImageClasses = classList && classList.length > 1 ? classList : undefined;
@@ -138,9 +139,9 @@ async function writeOutputs(
   const manifest: Manifest = { fusediff: packageVersion(), createdAt: new Date().toISOString(), parameters: params, images: [], stepsRun: 0, totalMs: 0 };
   if (o.grid !== undefined) {
     const file = path.resolve(o.grid as string);
-    const grid = makeGrid(images, { columns: o.columns as number | undefined, padding: o.padding as number });
+    const grid = makeGrid(images, { columns: o.columns as number | undefined, padding: o.padding as number, scale: o.scale as number });
     manifest.images = images.map((_, i) => ({ ...imageRecord(params, `image-${seeds[i]}.png`, seeds[i], classes?.[i]), cell: grid.cells[i] }));
-    manifest.grid = { file: path.basename(file), columns: grid.columns, rows: grid.rows, padding: o.padding as number, width: grid.image.width, height: grid.image.height };
+    manifest.grid = { file: path.basename(file), columns: grid.columns, rows: grid.rows, padding: o.padding as number, scale: o.scale as number, width: grid.image.width, height: grid.image.height };
     await fs.mkdir(path.dirname(file), { recursive: true }).catch(ioError(file));
     await writeFile(file, encodePng(grid.image, { text: { fusediff: JSON.stringify({ parameters: params, grid: manifest.grid, images: manifest.images }) } }));
     return manifest;

@@ -37,7 +37,7 @@ export interface Manifest {
   createdAt: string;
   parameters: RunParameters;
   /** The sheet, when the images were written as one. */
-  grid?: { file: string; columns: number; rows: number; padding: number; width: number; height: number };
+  grid?: { file: string; columns: number; rows: number; padding: number; scale: number; width: number; height: number };
   images: ImageRecord[];
   /** Steps run and wall time of the whole run. */
   stepsRun: number;

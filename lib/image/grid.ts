@@ -2,7 +2,9 @@
  * Sprite sheets: images of one size laid out row by row in `columns` columns, with `padding`
  * pixels around every cell (between cells and at the sheet's border), so cell i sits at
  *     x = padding + (i mod columns)·(width + padding),  y = padding + ⌊i / columns⌋·(height + padding)
- * — the offsets a game engine's sprite atlas needs, also returned as `cells`.
+ * — the offsets a game engine's sprite atlas needs, also returned as `cells`. With `scale` s,
+ * every image is first enlarged s times by pixel repetition (nearest neighbour: pixel art
+ * stays sharp), so width and height above are s times the image's.
  */
 import { FusediffError } from '../errors.js';
 import type { GeneratedImage } from '../pipeline/images.js';
@@ -17,6 +19,8 @@ export interface GridOptions {
    * black for RGB ones).
    */
   background?: readonly number[];
+  /** Integer enlargement of every image by pixel repetition, 1-16 (default 1). */
+  scale?: number;
 }
 
 export interface Grid {
@@ -29,12 +33,16 @@ export interface Grid {
 
 export function makeGrid(images: readonly GeneratedImage[], options: GridOptions = {}): Grid {
   if (!Array.isArray(images) || images.length === 0) throw new FusediffError('E_ARGUMENT', 'a grid needs at least one image');
-  const { width: w, height: h, channels: c } = images[0];
+  const { width: iw, height: ih, channels: c } = images[0];
   images.forEach((img, i) => {
-    if (img.width !== w || img.height !== h || img.channels !== c)
-      throw new FusediffError('E_SHAPE', `image ${i} is ${img.width}x${img.height}x${img.channels}, the first is ${w}x${h}x${c}: a grid needs images of one size`);
-    if (img.data.length !== w * h * c) throw new FusediffError('E_SHAPE', `image ${i}: ${img.data.length} bytes do not make ${w}x${h}x${c}`);
+    if (img.width !== iw || img.height !== ih || img.channels !== c)
+      throw new FusediffError('E_SHAPE', `image ${i} is ${img.width}x${img.height}x${img.channels}, the first is ${iw}x${ih}x${c}: a grid needs images of one size`);
+    if (img.data.length !== iw * ih * c) throw new FusediffError('E_SHAPE', `image ${i}: ${img.data.length} bytes do not make ${iw}x${ih}x${c}`);
   });
+  const scale = options.scale ?? 1;
+  if (!Number.isInteger(scale) || scale < 1 || scale > 16) throw new FusediffError('E_ARGUMENT', `scale must be an integer in [1, 16], got ${String(scale)}`);
+  const w = iw * scale;
+  const h = ih * scale;
   const n = images.length;
   const columns = options.columns ?? Math.ceil(Math.sqrt(n));
   const padding = options.padding ?? 0;
@@ -56,7 +64,18 @@ export function makeGrid(images: readonly GeneratedImage[], options: GridOptions
   const cells = images.map((img, i) => {
     const x = padding + (i % cols) * (w + padding);
     const y = padding + Math.floor(i / cols) * (h + padding);
-    for (let r = 0; r < h; r++) data.set(img.data.subarray(r * w * c, (r + 1) * w * c), ((y + r) * W + x) * c);
+    if (scale === 1) {
+      for (let r = 0; r < h; r++) data.set(img.data.subarray(r * w * c, (r + 1) * w * c), ((y + r) * W + x) * c);
+    } else {
+      const row = new Uint8ClampedArray(w * c);
+      for (let r = 0; r < ih; r++) {
+        for (let col = 0; col < iw; col++) {
+          const px = img.data.subarray((r * iw + col) * c, (r * iw + col + 1) * c);
+          for (let k = 0; k < scale; k++) row.set(px, (col * scale + k) * c);
+        }
+        for (let k = 0; k < scale; k++) data.set(row, ((y + r * scale + k) * W + x) * c);
+      }
+    }
     return { x, y, width: w, height: h };
   });
   return { image: { width: W, height: H, channels: c, data }, columns: cols, rows, cells };
