@@ -82,6 +82,7 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
       {2, 9, 12, 20, 36, 3, 1, 1, true, true, false, 1.0f, true},  // circular padding
       {1, 16, 8, 16, 16, 3, 2, 1, true, false, false, 1.0f, true},  // circular, stride 2
       {1, 1, 3, 8, 16, 3, 1, 1, true, false, false, 1.0f, true},    // wraps onto itself
+      {2, 5, 7, 8, 20, 1, 1, 1, true, false, true, 1.0f, true},     // padded 1x1, circular (row cache, kernel 1)
   };
   ThreadPool one(1), two(2);
   uint32_t seed = 1;

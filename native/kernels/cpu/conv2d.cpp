@@ -149,7 +149,9 @@ class RowCache {
     int free_slot = -1;
     for (int s = 0; s < kSlots; ++s) {
       if (key_[s] == k) return slot(s);
-      if (free_slot < 0 && std::find(std::begin(keep), std::end(keep), key_[s]) == std::end(keep)) free_slot = s;
+      // An empty slot (key -1) is free even though `keep` pads unused entries with -1.
+      if (free_slot < 0 && (key_[s] < 0 || std::find(std::begin(keep), std::end(keep), key_[s]) == std::end(keep)))
+        free_slot = s;
     }
     key_[free_slot] = k;
     fill(p, x_img, iy, slot(free_slot));
