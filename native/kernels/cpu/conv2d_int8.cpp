@@ -123,6 +123,7 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
   });
   std::vector<float> inv(p.batch);
   std::vector<int32_t> z(p.batch);
+  std::vector<int32_t> offset(p.batch);  // kZero + z: the stored byte of activation 0
   std::vector<uint16_t> zero_bytes(p.batch);
   for (int n = 0; n < p.batch; ++n) {
     float lo = 0.0f, hi = 0.0f, probe = 0.0f;
@@ -135,7 +136,8 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
     inv[n] = range > 0.0f && std::isfinite(range) ? 254.0f / range : 1.0f;
     sx[n] = (range > 0.0f ? range / 254.0f : 1.0f) + probe;
     z[n] = -127 - static_cast<int32_t>(std::nearbyint(lo * inv[n]));
-    zero_bytes[n] = static_cast<uint16_t>(z[n] + Int8::kZero);
+    offset[n] = z[n] + Int8::kZero;
+    zero_bytes[n] = static_cast<uint16_t>(offset[n]);
   }
 
   lowp::prepare(
@@ -154,8 +156,6 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
       xq, pool);
 
   const lowp::Prepared in{xq, p.in_h + 2, p.in_w + 2, (p.in_c + 3) / 4};
-  std::vector<int32_t> offset(p.batch);
-  for (int n = 0; n < p.batch; ++n) offset[n] = Int8::kZero + z[n];
   const Dequant dequant{p.out_c, offset.data(), sx, w.wsum.data(), w.scale.data()};
   lowp::run_conv<Int8>(p, in, w, e, dequant, y, pool);
 }
