@@ -2,6 +2,9 @@
 // (PERFORMANCE.md): GFLOP/s per kernel table, median of repeated runs, against the peak the
 // caller states (FUSEDIFF_PEAK_GFLOPS, default 230 = 2 Zen 4 cores x 3.6 GHz x 32 FLOP/cycle).
 //   fusediff_bench_kernels [threads]      (float32, int8 and bf16 columns)
+// FUSEDIFF_BENCH_FAST=1: only the best kernel table of each precision; FUSEDIFF_BENCH_F32=1:
+// float32 columns only; FUSEDIFF_BENCH_ONLY=text: only the layers whose name contains it;
+// FUSEDIFF_BENCH_COLD=1: caches flushed before every call.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -52,7 +55,11 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Pr
   ConvEpilogue e;
   e.bias = b.data();
   std::vector<double> times;
+  // FUSEDIFF_BENCH_COLD=1: write 64 MB (more than the L3) before every call, as a U-Net's
+  // forward does between two calls of one layer.
+  std::vector<float> flush(std::getenv("FUSEDIFF_BENCH_COLD") ? 16 << 20 : 0);
   for (int i = 0; i < 25; ++i) {
+    for (size_t j = 0; j < flush.size(); j += 16) flush[j] += 1.0f;
     auto start = std::chrono::steady_clock::now();
     if (precision == Precision::I8)
       t.conv2d_int8(p, x.data(), packed, e, y.data(), scratch.data(), pool);
@@ -81,9 +88,12 @@ int main(int argc, char** argv) {
       {"3x3 384->384 32x32 b1", 1, 32, 32, 384, 384, 3, 1},
       {"3x3 128->128 32x32 b8", 8, 32, 32, 128, 128, 3, 1},
       {"1x1 256->768 16x16 b1", 1, 16, 16, 256, 768, 1, 1},
+      // The embedded tile model's top levels (block_out_channels 32, 64, 128) at batch 16.
+      {"3x3 32->32 32x32 b16", 16, 32, 32, 32, 32, 3, 1},
+      {"3x3 64->64 16x16 b16", 16, 16, 16, 64, 64, 3, 1},
+      {"1x1 128->384 8x8 b16", 16, 8, 8, 128, 384, 1, 1},
   };
-  // Columns: float32 per float table, then int8 and bf16 per low-precision table
-  // (FUSEDIFF_BENCH_FAST=1: only the best table of each). GFLOP/s counts 2 per multiply-add
+  // Columns: float32 per float table, then int8 and bf16 per low-precision table. GFLOP/s counts 2 per multiply-add
   // whatever the precision; the percentage is of the float32 peak.
   struct Column {
     const KernelTable* table;
@@ -101,12 +111,16 @@ int main(int argc, char** argv) {
   if (f.avx512_vnni && f.avx512_bf16) lowp.push_back(&kernels_by_name("avx512_bf16"));
   if (fast) tables = {tables.back()}, lowp = {lowp.back()};
   for (const KernelTable* t : tables) columns.push_back({t, Precision::F32, std::string(t->name) + " f32"});
-  for (const KernelTable* t : lowp) columns.push_back({t, Precision::I8, std::string(t->lowp_name) + " i8"});
-  for (const KernelTable* t : lowp) columns.push_back({t, Precision::BF16, std::string(t->lowp_name) + " bf16"});
+  if (std::getenv("FUSEDIFF_BENCH_F32") == nullptr) {
+    for (const KernelTable* t : lowp) columns.push_back({t, Precision::I8, std::string(t->lowp_name) + " i8"});
+    for (const KernelTable* t : lowp) columns.push_back({t, Precision::BF16, std::string(t->lowp_name) + " bf16"});
+  }
+  const char* only = std::getenv("FUSEDIFF_BENCH_ONLY");
   std::printf("threads %d, peak %.0f GFLOP/s\n%-26s", threads, peak, "layer");
   for (const Column& c : columns) std::printf(" %16s", c.label.c_str());
   std::printf("\n");
   for (const Layer& l : layers) {
+    if (only != nullptr && std::string(l.name).find(only) == std::string::npos) continue;
     const double flop = 2.0 * l.batch * (l.h / l.stride) * (l.w / l.stride) * l.out_c * l.in_c * l.kernel * l.kernel;
     std::printf("%-26s", l.name);
     for (const Column& c : columns) {
