@@ -30,6 +30,9 @@ When the teacher has trained on, --init-student CHECKPOINT starts a new run from
 run's student instead of from the teacher (warm start, with --retime-steps 0): the student's
 time input is already re-timed and its map is close to the new teacher's, so a few hundred
 CD steps adapt it, where a run from the teacher needs about two thousand.
+--ode-targets (ode_targets.py) adds a direct one-step term to each CD step: the student's
+f(sigma_max z) regressed onto the end of the guided teacher's Euler trajectory from that noise
+on the same grid, which is the fixed point CD itself converges to (see ode_targets.py).
 Outputs: checkpoint.pt, train.log, preview_stepNNNNNN.png (rows of 1-step and 2-step samples
 per class). export.py --student writes the diffusers folder.
 """
@@ -72,6 +75,10 @@ def parse_args():
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ode-targets", metavar="NPZ",
+                   help="endpoints of the teacher's ODE from ode_targets.py: adds the one-step term "
+                        "--ode-weight * d(f(sigma_max z), endpoint) to every CD step")
+    p.add_argument("--ode-weight", type=float, default=1.0)
     p.add_argument("--init-student", metavar="CHECKPOINT",
                    help="warm start: begin from this distillation checkpoint's student, target and EMA weights "
                         "(a run against an earlier teacher) instead of the teacher; use with --retime-steps 0, "
@@ -114,6 +121,27 @@ def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, 
     with torch.no_grad():
         target = consistency.consistency_fn(target_net, x_lo, s_lo, labels)
     return pseudo_huber(consistency.consistency_fn(student, x_hi, s_hi, labels), target).mean()
+
+
+@torch.no_grad()
+class OdeTargets:
+    """Fixed (noise, label, ODE endpoint) triples of ode_targets.py, checked against this run."""
+
+    def __init__(self, path, num_boundaries, guidance_scale, teacher_step):
+        data = np.load(path)
+        if (int(data["num_boundaries"]) != num_boundaries or float(data["guidance_scale"]) != guidance_scale
+                or int(data["teacher_step"]) != teacher_step):
+            raise SystemExit(f"{path} was solved with another grid, guidance scale or teacher than this run")
+        self.z = torch.from_numpy(data["z"])
+        self.labels = torch.from_numpy(data["labels"]).long()
+        self.endpoints = torch.from_numpy(data["endpoints"])
+
+    def loss(self, student, batch):
+        """Mean d(f_theta(sigma_max z, sigma_max, y), endpoint) over a random batch of the triples."""
+        idx = torch.randint(0, len(self.z), (batch,))
+        sigma = torch.full((batch,), consistency.SIGMA_MAX)
+        pred = consistency.consistency_fn(student, consistency.SIGMA_MAX * self.z[idx], sigma, self.labels[idx])
+        return pseudo_huber(pred, self.endpoints[idx]).mean()
 
 
 @torch.no_grad()
@@ -195,6 +223,11 @@ def main():
             prior_steps = init.get("prior_steps", 0) + init["step"]
             log(f"warm start from {args.init_student}: step {init['step']}, distilled from teacher step {init['teacher_step']}")
 
+    ode = None
+    if args.ode_targets:
+        ode = OdeTargets(args.ode_targets, args.num_boundaries, args.guidance_scale, tstate["step"])
+        log(f"one-step term: {len(ode.z)} ODE endpoints from {args.ode_targets}, weight {args.ode_weight}")
+
     if step >= args.max_steps:
         log(f"already finished: step {step} >= --max-steps {args.max_steps}")
         return
@@ -215,7 +248,7 @@ def main():
 
     student.train()
     last_ckpt, last_ckpt_step = time.time(), step
-    window_start, window_loss, window_steps = time.time(), 0.0, 0
+    window_start, window_loss, window_steps, window_ode = time.time(), 0.0, 0, 0.0
     while step < args.max_steps and not stop["requested"]:
         idx = torch.randint(0, len(train_x), (args.batch_size,))
         x0, labels = augment(train_x[idx], train_y[idx], flip_ok, null_label, args.label_drop)
@@ -225,6 +258,10 @@ def main():
         else:
             loss = cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label,
                            args.guidance_scale, grid)
+            if ode is not None:
+                ode_loss = ode.loss(student, args.batch_size)
+                window_ode += ode_loss.item()
+                loss = loss + args.ode_weight * ode_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(student.parameters(), args.grad_clip)
@@ -239,9 +276,10 @@ def main():
         if step % args.log_every == 0:
             elapsed = time.time() - window_start
             trained_seconds += elapsed
-            log(f"step {step} {'retime' if retiming else 'cd'} loss {window_loss / window_steps:.5f} "
+            ode_part = f" (ode {window_ode / window_steps:.5f})" if ode is not None and not retiming else ""
+            log(f"step {step} {'retime' if retiming else 'cd'} loss {window_loss / window_steps:.5f}{ode_part} "
                 f"grad_norm {grad_norm:.3f} steps/s {window_steps / elapsed:.3f} trained {trained_seconds / 3600:.2f}h")
-            window_start, window_loss, window_steps = time.time(), 0.0, 0
+            window_start, window_loss, window_steps, window_ode = time.time(), 0.0, 0, 0.0
         if step % args.eval_every == 0 or step == args.max_steps:
             save_preview(ema, num_classes, args.num_boundaries,
                          os.path.join(args.run_dir, f"preview_step{step:06d}.png"))
