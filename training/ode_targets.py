@@ -6,7 +6,7 @@ the grid is known in closed form: for x_N = sigma_max z, f(x_N, sigma_max) must 
 of the teacher's trajectory solved with those same Euler steps down to sigma_min (where the
 boundary condition f(x, sigma_min) = x holds). CD reaches that point only through a chain of
 N - 1 bootstrapped targets, which on this CPU budget leaves the one-step samples far from it
-(RMS 0.23 on [-1, 1] after 3,600 steps). This script solves the trajectory for a fixed set of
+(RMS 0.23 on [-1, 1] after 3,772 steps). This script solves the trajectory for a fixed set of
 noise samples, so that distill.py can add the direct term
     L_ode = d(f_theta(sigma_max z, sigma_max, y), x_{sigma_min}(z, y))
 (the regression of Luhman & Luhman 2021, "Knowledge Distillation in Iterative Generative
@@ -17,7 +17,12 @@ Usage:
     cd training && OMP_NUM_THREADS=2 /usr/bin/python3 ode_targets.py --run-dir /work/fusediff-train/student2 \
         --count 4096 --out /work/fusediff-train/ode_targets.npz
 Writes z, labels (the null class on --label-drop of them, as the student sees in training) and
-the endpoints as float32 arrays. Takes the run's frozen teacher copy (teacher.pt), its grid
+the endpoints as float32 arrays.
+
+    OMP_NUM_THREADS=2 /usr/bin/python3 ode_targets.py --run-dir RUN --gap CHECKPOINT [--count 256 --seed 0]
+measures instead how far a distillation checkpoint's EMA student is from that fixed point on
+fresh noise: the RMS (on [-1, 1]) of f(sigma_max z) - endpoint over --count samples
+(the "ODE gap"; 0.23 for the student shipped before the one-step term). Takes the run's frozen teacher copy (teacher.pt), its grid
 (--num-boundaries) and guidance scale, so the targets match that run's CD loss exactly.
 About 0.1 s per sample on two cores (17 guided steps = 34 teacher evaluations).
 """
@@ -36,13 +41,14 @@ import unet
 def parse_args():
     p = argparse.ArgumentParser(description="Solve the guided teacher's ODE on the CD grid for fixed noise samples.")
     p.add_argument("--run-dir", required=True, help="a distill.py run directory (its teacher.pt is used)")
-    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--out", help="output .npz")
+    p.add_argument("--gap", metavar="CHECKPOINT", help="print this distill checkpoint's ODE gap instead")
     p.add_argument("--count", type=int, default=4096)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-boundaries", type=int, default=18, help="N of the Karras grid (as the distill run)")
     p.add_argument("--guidance-scale", type=float, default=2.0, help="as the distill run")
     p.add_argument("--label-drop", type=float, default=0.1, help="share of samples with the null class")
-    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--seed", type=int, help="noise and labels (default 1234; 0 with --gap, noise the targets never saw)")
     return p.parse_args()
 
 
@@ -67,6 +73,8 @@ def main():
     teacher.eval()
     num_classes = len(tstate["class_names"])
     grid = torch.from_numpy(consistency.karras_sigmas(args.num_boundaries))
+    if args.seed is None:
+        args.seed = 0 if args.gap else 1234
     gen = torch.Generator().manual_seed(args.seed)
     z = torch.randn(args.count, 4, 32, 32, generator=gen)
     labels = torch.randint(0, num_classes, (args.count,), generator=gen)
@@ -77,6 +85,20 @@ def main():
         sl = slice(i, min(args.count, i + args.batch_size))
         ends[sl] = solve(teacher, consistency.TeacherTime(), z[sl], labels[sl], num_classes, args.guidance_scale, grid)
         print(f"{sl.stop}/{args.count} samples, {time.time() - start:.0f} s", flush=True)
+    if args.gap:
+        state = torch.load(args.gap)
+        student = unet.UNet2DModel(state["config"])
+        student.load_state_dict(state["ema"])
+        student.eval()
+        with torch.no_grad():
+            sigma = torch.full((args.count,), consistency.SIGMA_MAX)
+            one_step = consistency.consistency_fn(student, consistency.SIGMA_MAX * z, sigma, labels).clamp(-1, 1)
+        gap = float(((one_step - ends.clamp(-1, 1)) ** 2).mean().sqrt())
+        print(f"{args.gap}: step {state['step']} (+{state.get('prior_steps', 0)} before), ODE gap {gap:.4f} "
+              f"over {args.count} samples (seed {args.seed})")
+        return
+    if not args.out:
+        raise SystemExit("--out is required (or --gap)")
     np.savez(args.out, z=z.numpy(), labels=labels.numpy(), endpoints=ends.numpy(),
              teacher_step=tstate["step"], num_boundaries=args.num_boundaries, guidance_scale=args.guidance_scale)
     print(f"wrote {args.out}")
