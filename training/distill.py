@@ -123,7 +123,6 @@ def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, 
     return pseudo_huber(consistency.consistency_fn(student, x_hi, s_hi, labels), target).mean()
 
 
-@torch.no_grad()
 class OdeTargets:
     """Fixed (noise, label, ODE endpoint) triples of ode_targets.py, checked against this run."""
 
