@@ -94,6 +94,14 @@ def teacher_denoise(teacher, teacher_time, x, sigma, labels, null_label, guidanc
     return x0.clamp(-1, 1)
 
 
+@torch.no_grad()
+def teacher_euler_step(teacher, teacher_time, x, sigma_hi, sigma_lo, labels, null_label, guidance_scale):
+    """One DDIM (= Euler on the VE probability-flow ODE) step of the guided teacher from
+    sigma_hi to sigma_lo ([B] tensors): x_lo = x0^ + (sigma_lo / sigma_hi) (x_hi - x0^)."""
+    x0_hat = teacher_denoise(teacher, teacher_time, x, sigma_hi, labels, null_label, guidance_scale)
+    return x0_hat + (sigma_lo / sigma_hi).view(-1, 1, 1, 1) * (x - x0_hat)
+
+
 def student_from_teacher(student, teacher):
     """Copy the teacher's weights and negate conv_out, so F = -v (see the module docstring)."""
     student.load_state_dict(teacher.state_dict())

@@ -116,8 +116,7 @@ def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, 
     n = torch.randint(0, len(grid) - 1, (batch,))
     s_lo, s_hi = grid[n].float(), grid[n + 1].float()
     x_hi = x0 + s_hi.view(-1, 1, 1, 1) * torch.randn_like(x0)
-    x0_hat = consistency.teacher_denoise(teacher, teacher_time, x_hi, s_hi, labels, null_label, guidance_scale)
-    x_lo = x0_hat + (s_lo / s_hi).view(-1, 1, 1, 1) * (x_hi - x0_hat)
+    x_lo = consistency.teacher_euler_step(teacher, teacher_time, x_hi, s_hi, s_lo, labels, null_label, guidance_scale)
     with torch.no_grad():
         target = consistency.consistency_fn(target_net, x_lo, s_lo, labels)
     return pseudo_huber(consistency.consistency_fn(student, x_hi, s_hi, labels), target).mean()

@@ -58,9 +58,8 @@ def solve(teacher, teacher_time, z, labels, null_label, guidance_scale, grid):
     sigmas = grid.flip(0).float()  # descending
     x = sigmas[0] * z
     for s_hi, s_lo in zip(sigmas[:-1], sigmas[1:]):
-        s = s_hi.repeat(len(z))
-        x0_hat = consistency.teacher_denoise(teacher, teacher_time, x, s, labels, null_label, guidance_scale)
-        x = x0_hat + (s_lo / s_hi) * (x - x0_hat)
+        x = consistency.teacher_euler_step(teacher, teacher_time, x, s_hi.repeat(len(z)), s_lo.repeat(len(z)),
+                                           labels, null_label, guidance_scale)
     return x
 
 
