@@ -73,6 +73,29 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Pr
   return times[times.size() / 2];
 }
 
+// Attention softmax(QK^T / sqrt(d)) V alone, on a [batch][tokens][3 x channels] QKV tensor.
+struct AttentionCase {
+  const char* name;
+  AttentionParams p;
+};
+
+double attention_median_seconds(const KernelTable& t, const AttentionParams& p, ThreadPool& pool) {
+  std::mt19937 gen(2);
+  std::uniform_real_distribution<float> d(-1, 1);
+  std::vector<float> qkv(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels),
+      out(static_cast<size_t>(p.batch) * p.tokens * p.channels);
+  for (float& v : qkv) v = d(gen);
+  AlignedBuffer scratch(static_cast<size_t>(t.attention_scratch_floats(p) + 16) * sizeof(float));
+  std::vector<double> times;
+  for (int i = 0; i < 25; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    t.attention(p, qkv.data(), out.data(), scratch.f32(), pool);
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,6 +149,25 @@ int main(int argc, char** argv) {
     std::printf("%-26s", l.name);
     for (const Column& c : columns) {
       const double gflops = flop / median_seconds(*c.table, l, pool, c.precision) / 1e9;
+      std::printf(" %7.1f (%4.0f%%)", gflops, 100 * gflops / peak);
+    }
+    std::printf("\n");
+  }
+  const AttentionCase attention_cases[] = {
+      {"attn cifar 256t 256c b8", {8, 256, 256, 1}},
+      {"attn imnet 1024t 384c/6", {1, 1024, 384, 6}},
+      {"attn imnet 256t 576c/9", {1, 256, 576, 9}},
+      {"attn tiles 64t 128c/4 b16", {16, 64, 128, 4}},
+  };
+  std::printf("%-26s", "attention (QK^T, PV)");
+  for (const KernelTable* t : tables) std::printf(" %16s", (std::string(t->name) + " f32").c_str());
+  std::printf("\n");
+  for (const AttentionCase& a : attention_cases) {
+    if (only != nullptr && std::string(a.name).find(only) == std::string::npos) continue;
+    const double flop = 4.0 * a.p.batch * a.p.tokens * a.p.tokens * a.p.channels;
+    std::printf("%-26s", a.name);
+    for (const KernelTable* t : tables) {
+      const double gflops = flop / attention_median_seconds(*t, a.p, pool) / 1e9;
       std::printf(" %7.1f (%4.0f%%)", gflops, 100 * gflops / peak);
     }
     std::printf("\n");

@@ -112,7 +112,8 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
 TEST_CASE("attention: every fast table matches the reference, thread-count independent") {
   ThreadPool one(1), two(2);
   // Head sizes below, at and above a vector; token counts that leave partial key blocks.
-  const AttentionParams cases[] = {{2, 70, 24, 3}, {1, 256, 64, 1}, {1, 5, 8, 1}, {2, 64, 128, 2}, {1, 100, 40, 2}};
+  const AttentionParams cases[] = {{2, 70, 24, 3}, {1, 256, 64, 1}, {1, 5, 8, 1},    {2, 64, 128, 2},
+                                   {1, 100, 40, 2}, {1, 131, 96, 3}, {1, 67, 256, 1}};
   uint32_t seed = 42;
   for (const AttentionParams& p : cases) {
     const auto qkv = random_vector(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels, seed++, 2.0f);

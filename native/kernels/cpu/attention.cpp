@@ -1,16 +1,25 @@
-// Attention softmax(Q K^T / sqrt(d)) V as two register-tiled GEMMs around a softmax.
+// Attention softmax(Q K^T / sqrt(d)) V as two register-tiled GEMMs around a softmax, with
+// the queries of a block side by side in vector lanes.
 //
-// Phase 1 (per batch item and head, split over key ranges) copies the head's keys
-// transposed, Kt[c][j], and its values, V[j][c] with c padded to whole vectors, into
-// scratch. Phase 2 (per batch item, head and block of kQueries queries):
-//   S[i][j] = (q_i / sqrt(d)) . k_j        queries x keys tile: broadcast q_i[c], FMA with Kt[c][j..]
-//   P[i][j] = exp(S[i][j] - max_j S[i][j])  vectorised exp; the row sum is kept
-//   O[i][:] = sum_j P[i][j] V[j][:] / sum_j P[i][j]
-// Rows of scores are whole (tokens <= a few thousand here), so no streaming rescale is
-// needed. Each output row is computed by exactly one work item: results do not depend on
-// the thread count. Compiled once per ISA like conv2d.cpp.
+// Phase 1 (per batch item and head, split over tokens) copies the head's values into scratch
+// as rows padded to whole vectors, V[j][0 .. d_pad). Phase 2 works on blocks of kQueryBlock
+// queries (one work item each):
+//   Qt[c][i]  = q_i[c] / sqrt(d)                  the block's queries, transposed
+//   St[j][i]  = k_j . Qt[:, i]                    keys x queries tile: broadcast k_j[c] straight
+//                                                 from the QKV rows, FMA with Qt[c][...]
+//   Pt[j][i]  = exp(St[j][i] - max_j St[j][i])    per query = per lane: max, exp and the sum
+//                                                 are plain vector operations
+//   O[i][:]   = sum_j Pt[j][i] V[j][:] / sum_j Pt[j][i]
+//                                                 queries x channels tile: broadcast Pt[j][i]
+// Keeping queries in lanes means K is read in its own layout (no transposed copy) and the
+// softmax needs no horizontal reductions. Rows of scores are whole (tokens <= a few thousand
+// here), so no streaming rescale is needed. Register tiles follow the convolutions'
+// (FUSEDIFF_TILE_PIXELS x FUSEDIFF_TILE_PANELS x 16 floats). Each output row is computed by
+// exactly one work item: results do not depend on the thread count. Compiled once per ISA
+// like conv2d.cpp.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "kernels/cpu/cpu_kernels.h"
@@ -19,140 +28,170 @@
 namespace fusediff::kernels::FUSEDIFF_ISA {
 namespace {
 
-constexpr int kQueries = 8;     // queries per work item and register tile
-constexpr int kKeyVecs = 2;     // key vectors per score tile: kQueries x 2 accumulators
-constexpr int kKeyBlock = kKeyVecs * kVec;
+constexpr int kQueryVecs = FUSEDIFF_TILE_PANELS * 16 / kVec;  // vectors of queries per block
+constexpr int kQueryBlock = kQueryVecs * kVec;                 // queries per work item
+constexpr int kKeysPerTile = FUSEDIFF_TILE_PIXELS;             // score tile: keys x kQueryVecs
+constexpr int kAccumulators = kKeysPerTile * kQueryVecs;
+
+// Queries per output tile of NV channel vectors: the same accumulator count, at most 12.
+constexpr int queries_for(int nv) { return nv > 0 ? std::min(12, kAccumulators / nv) : 1; }
 
 struct Layout {
-  int d, d_pad, t_pad;       // head size, head size padded to whole vectors, tokens padded to key blocks
-  int64_t kt_floats, v_floats;
-  int64_t per_head() const { return kt_floats + v_floats; }
+  int tokens;
+  int d, d_pad;  // head size, and padded to whole vectors
+  int64_t per_head() const { return static_cast<int64_t>(tokens) * d_pad; }  // floats of padded values
 };
 
 Layout layout(const AttentionParams& p) {
-  Layout l;
-  l.d = p.channels / p.heads;
-  l.d_pad = (l.d + kVec - 1) / kVec * kVec;
-  l.t_pad = (p.tokens + kKeyBlock - 1) / kKeyBlock * kKeyBlock;
-  l.kt_floats = static_cast<int64_t>(l.d) * l.t_pad;
-  l.v_floats = static_cast<int64_t>(l.t_pad) * l.d_pad;
-  return l;
+  const int d = p.channels / p.heads;
+  return {p.tokens, d, (d + kVec - 1) / kVec * kVec};
 }
 
-// Scores of up to kQueries queries (rows of q, pre-scaled) against all keys.
-void scores(const Layout& l, int nq, const float* q, const float* kt, float* s) {
-  for (int j0 = 0; j0 < l.t_pad; j0 += kKeyBlock) {
-    vec acc[kQueries][kKeyVecs] = {};
+// St (tokens x kQueryBlock) = K Qt for all keys; m[v] gets each query's maximum score.
+// `k_row(j)` points at key j's channel 0.
+template <class KRow>
+void scores(const Layout& l, KRow k_row, const float* qt, float* st, vec (&m)[kQueryVecs]) {
+  for (int v = 0; v < kQueryVecs; ++v) m[v] = splat(-INFINITY);
+  for (int j0 = 0; j0 < l.tokens; j0 += kKeysPerTile) {
+    const int n = std::min(kKeysPerTile, l.tokens - j0);
+    const float* k[kKeysPerTile];
+    for (int r = 0; r < kKeysPerTile; ++r) k[r] = k_row(j0 + std::min(r, n - 1));  // a short tile repeats its last key
+    vec acc[kKeysPerTile][kQueryVecs] = {};
     for (int c = 0; c < l.d; ++c) {
-      const float* krow = kt + static_cast<int64_t>(c) * l.t_pad + j0;
-      vec kv[kKeyVecs];
-      for (int v = 0; v < kKeyVecs; ++v) kv[v] = load(krow + v * kVec);
+      vec qv[kQueryVecs];
+#pragma GCC unroll 4
+      for (int v = 0; v < kQueryVecs; ++v) qv[v] = load(qt + static_cast<int64_t>(c) * kQueryBlock + v * kVec);
 #pragma GCC unroll 8
-      for (int i = 0; i < kQueries; ++i) {
-        const float a = q[i * l.d + c];
-        for (int v = 0; v < kKeyVecs; ++v) acc[i][v] += kv[v] * a;
+      for (int r = 0; r < kKeysPerTile; ++r) {
+        const float a = k[r][c];
+#pragma GCC unroll 4
+        for (int v = 0; v < kQueryVecs; ++v) acc[r][v] += qv[v] * a;
       }
     }
-    for (int i = 0; i < nq; ++i)
-      for (int v = 0; v < kKeyVecs; ++v) store(s + static_cast<int64_t>(i) * l.t_pad + j0 + v * kVec, acc[i][v]);
+    for (int r = 0; r < n; ++r)
+      for (int v = 0; v < kQueryVecs; ++v) {
+        store(st + static_cast<int64_t>(j0 + r) * kQueryBlock + v * kVec, acc[r][v]);
+        m[v] = vmax(m[v], acc[r][v]);
+      }
   }
 }
 
-// In place: row i of s becomes exp(s - max) over the real keys (padding -> 0); returns 1/sum.
-float softmax_row(float* s, int tokens, int t_pad) {
-  for (int j = tokens; j < t_pad; ++j) s[j] = -INFINITY;
-  vec m = splat(-INFINITY);
-  for (int j = 0; j < t_pad; j += kVec) m = vmax(m, load(s + j));
-  const float max_score = hmax(m);
-  vec sum = splat(0.0f);
-  for (int j = 0; j < t_pad; j += kVec) {
-    vec e = vexp(load(s + j) - max_score);
-    if (j + kVec > tokens)  // the padded keys must count for nothing
-      for (int lane = 0; lane < kVec; ++lane) e[lane] = j + lane < tokens ? e[lane] : 0.0f;
-    store(s + j, e);
-    sum += e;
-  }
-  return 1.0f / hsum(sum);
+// In place: St becomes exp(St - max) column by column; inv_sum[i] = 1 / sum_j of column i.
+void softmax_columns(const Layout& l, float* st, const vec (&m)[kQueryVecs], float* inv_sum) {
+  vec sum[kQueryVecs] = {};
+  for (int j = 0; j < l.tokens; ++j)
+    for (int v = 0; v < kQueryVecs; ++v) {
+      float* s = st + static_cast<int64_t>(j) * kQueryBlock + v * kVec;
+      const vec e = vexp(load(s) - m[v]);
+      store(s, e);
+      sum[v] += e;
+    }
+  for (int v = 0; v < kQueryVecs; ++v) store(inv_sum + v * kVec, 1.0f / sum[v]);
 }
 
-// O (nq x d) = P (nq x tokens) V (tokens x d_pad), rows scaled by inv_sum.
-void weighted_values(const Layout& l, int nq, int tokens, const float* p, const float* v, const float* inv_sum,
-                     float* out, int64_t out_stride) {
-  constexpr int kOutVecs = 2;
-  for (int c0 = 0; c0 < l.d_pad; c0 += kOutVecs * kVec) {
-    const int nv = std::min(kOutVecs, (l.d_pad - c0) / kVec);
-    vec acc[kQueries][kOutVecs] = {};
-    for (int j = 0; j < tokens; ++j) {
-      const float* vrow = v + static_cast<int64_t>(j) * l.d_pad + c0;
-      vec vv[kOutVecs];
-      for (int u = 0; u < kOutVecs; ++u) vv[u] = u < nv ? load(vrow + u * kVec) : vec{};
-#pragma GCC unroll 8
-      for (int i = 0; i < kQueries; ++i) {
-        const float a = p[static_cast<int64_t>(i) * l.t_pad + j];
-        for (int u = 0; u < kOutVecs; ++u) acc[i][u] += vv[u] * a;
+// O rows i0 .. i0+R-1, channels c0 .. c0 + NV vectors: sum_j Pt[j][i] V[j][c] * inv_sum[i].
+template <int R, int NV>
+void output_tile(const Layout& l, const float* pt, const float* vp, const float* inv_sum, int i0, int c0, float* out,
+                 int64_t out_stride) {
+  vec acc[R][NV] = {};
+  for (int j = 0; j < l.tokens; ++j) {
+    const float* vrow = vp + static_cast<int64_t>(j) * l.d_pad + c0;
+    const float* prow = pt + static_cast<int64_t>(j) * kQueryBlock + i0;
+    vec vv[NV];
+#pragma GCC unroll 4
+    for (int u = 0; u < NV; ++u) vv[u] = load(vrow + u * kVec);
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
+      const float a = prow[i];
+#pragma GCC unroll 4
+      for (int u = 0; u < NV; ++u) acc[i][u] += vv[u] * a;
+    }
+  }
+  for (int i = 0; i < R; ++i) {
+    float* o = out + (i0 + i) * out_stride;
+    for (int u = 0; u < NV; ++u) {
+      const int c = c0 + u * kVec;
+      const vec y = acc[i][u] * inv_sum[i0 + i];
+      if (c + kVec <= l.d) {
+        store(o + c, y);
+      } else {
+        for (int lane = 0; c + lane < l.d; ++lane) o[c + lane] = y[lane];
       }
     }
-    for (int i = 0; i < nq; ++i)
-      for (int u = 0; u < nv; ++u) {
-        float lanes[kVec];
-        store(lanes, acc[i][u] * inv_sum[i]);
-        const int c = c0 + u * kVec;
-        for (int lane = 0; lane < kVec && c + lane < l.d; ++lane) out[i * out_stride + c + lane] = lanes[lane];
-      }
+  }
+}
+
+// output_tile<R, NV> for R = count (<= queries_for(NV)) and NV = vecs (<= kQueryVecs).
+template <int NV = kQueryVecs, int R = queries_for(NV)>
+void output_tile_of(int vecs, int count, const Layout& l, const float* pt, const float* vp, const float* inv_sum,
+                    int i0, int c0, float* out, int64_t out_stride) {
+  if constexpr (NV >= 1) {
+    if (vecs < NV) return output_tile_of<NV - 1>(vecs, count, l, pt, vp, inv_sum, i0, c0, out, out_stride);
+    if constexpr (R >= 1) {
+      if (count == R) return output_tile<R, NV>(l, pt, vp, inv_sum, i0, c0, out, out_stride);
+      output_tile_of<NV, R - 1>(vecs, count, l, pt, vp, inv_sum, i0, c0, out, out_stride);
+    }
+  }
+}
+
+// O (nq x d) = Pt^T V, in tiles of channel blocks x query runs.
+void weighted_values(const Layout& l, int nq, const float* pt, const float* vp, const float* inv_sum, float* out,
+                     int64_t out_stride) {
+  for (int c0 = 0; c0 < l.d_pad; c0 += kQueryVecs * kVec) {
+    const int vecs = std::min(kQueryVecs, (l.d_pad - c0) / kVec);
+    const int run = queries_for(vecs);
+    for (int i0 = 0; i0 < nq; i0 += run)
+      output_tile_of(vecs, std::min(run, nq - i0), l, pt, vp, inv_sum, i0, c0, out, out_stride);
   }
 }
 
 }  // namespace
 
-int64_t attention_scratch_floats(const AttentionParams& p) {
-  const Layout l = layout(p);
-  return static_cast<int64_t>(p.batch) * p.heads * l.per_head();
-}
+int64_t attention_scratch_floats(const AttentionParams& p) { return static_cast<int64_t>(p.batch) * p.heads * layout(p).per_head(); }
 
 void attention(const AttentionParams& p, const float* qkv, float* out, float* scratch, ThreadPool& pool) {
   const Layout l = layout(p);
   const int64_t stride = 3 * static_cast<int64_t>(p.channels);
   const int heads = p.batch * p.heads;
-  // Phase 1: transposed keys and padded values of every (batch item, head).
+  // Row j of the head's queries; keys and values are p.channels and 2 p.channels further.
+  auto q_row = [&](int bh, int j) {
+    return qkv + (static_cast<int64_t>(bh / p.heads) * p.tokens + j) * stride + static_cast<int64_t>(bh % p.heads) * l.d;
+  };
+  // Phase 1: padded value rows of every (batch item, head).
   constexpr int kChunk = 64;
-  const int chunks = (l.t_pad + kChunk - 1) / kChunk;
+  const int chunks = (p.tokens + kChunk - 1) / kChunk;
   pool.parallel_for(static_cast<int64_t>(heads) * chunks, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const int bh = static_cast<int>(item / chunks), chunk = static_cast<int>(item % chunks);
-      const int b = bh / p.heads, h = bh % p.heads;
-      float* kt = scratch + bh * l.per_head();
-      float* v = kt + l.kt_floats;
-      const float* base = qkv + static_cast<int64_t>(b) * p.tokens * stride + h * l.d;
-      for (int j = chunk * kChunk; j < std::min(l.t_pad, (chunk + 1) * kChunk); ++j) {
-        const bool real = j < p.tokens;
-        for (int c = 0; c < l.d; ++c) kt[static_cast<int64_t>(c) * l.t_pad + j] = real ? base[j * stride + p.channels + c] : 0.0f;
-        float* vrow = v + static_cast<int64_t>(j) * l.d_pad;
-        for (int c = 0; c < l.d_pad; ++c) vrow[c] = real && c < l.d ? base[j * stride + 2 * p.channels + c] : 0.0f;
+      float* vp = scratch + bh * l.per_head();
+      for (int j = chunk * kChunk; j < std::min(p.tokens, (chunk + 1) * kChunk); ++j) {
+        float* dst = vp + static_cast<int64_t>(j) * l.d_pad;
+        std::memcpy(dst, q_row(bh, j) + 2 * p.channels, static_cast<size_t>(l.d) * sizeof(float));
+        std::fill(dst + l.d, dst + l.d_pad, 0.0f);
       }
     }
   });
   // Phase 2: blocks of queries.
-  const int blocks = (p.tokens + kQueries - 1) / kQueries;
+  const int blocks = (p.tokens + kQueryBlock - 1) / kQueryBlock;
   const float scale = 1.0f / std::sqrt(static_cast<float>(l.d));
   pool.parallel_for(static_cast<int64_t>(heads) * blocks, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> s, q;
-    s.resize(static_cast<size_t>(kQueries) * l.t_pad);
-    q.assign(static_cast<size_t>(kQueries) * l.d, 0.0f);
+    thread_local std::vector<float> st, qt;
+    st.resize(static_cast<size_t>(p.tokens) * kQueryBlock);
+    qt.resize(static_cast<size_t>(l.d) * kQueryBlock);
     for (int64_t item = begin; item < end; ++item) {
       const int bh = static_cast<int>(item / blocks), block = static_cast<int>(item % blocks);
-      const int b = bh / p.heads, h = bh % p.heads;
-      const float* kt = scratch + bh * l.per_head();
-      const float* v = kt + l.kt_floats;
-      const int q0 = block * kQueries, nq = std::min(kQueries, p.tokens - q0);
-      const float* base = qkv + static_cast<int64_t>(b) * p.tokens * stride + h * l.d;
-      for (int i = 0; i < kQueries; ++i)
-        for (int c = 0; c < l.d; ++c) q[i * l.d + c] = i < nq ? base[(q0 + i) * stride + c] * scale : 0.0f;
-      scores(l, nq, q.data(), kt, s.data());
-      float inv_sum[kQueries] = {};
-      for (int i = 0; i < nq; ++i) inv_sum[i] = softmax_row(s.data() + static_cast<int64_t>(i) * l.t_pad, p.tokens, l.t_pad);
-      for (int i = nq; i < kQueries; ++i) std::fill_n(s.data() + static_cast<int64_t>(i) * l.t_pad, l.t_pad, 0.0f);
-      float* o = out + (static_cast<int64_t>(b) * p.tokens + q0) * p.channels + h * l.d;
-      weighted_values(l, nq, p.tokens, s.data(), v, inv_sum, o, p.channels);
+      const int q0 = block * kQueryBlock, nq = std::min(kQueryBlock, p.tokens - q0);
+      for (int i = 0; i < kQueryBlock; ++i) {
+        const float* q = i < nq ? q_row(bh, q0 + i) : nullptr;
+        for (int c = 0; c < l.d; ++c) qt[static_cast<size_t>(c) * kQueryBlock + i] = q ? q[c] * scale : 0.0f;
+      }
+      vec m[kQueryVecs];
+      scores(l, [&](int j) { return q_row(bh, j) + p.channels; }, qt.data(), st.data(), m);
+      alignas(64) float inv_sum[kQueryBlock];
+      softmax_columns(l, st.data(), m, inv_sum);
+      float* o = out + (static_cast<int64_t>(bh / p.heads) * p.tokens + q0) * p.channels +
+                 static_cast<int64_t>(bh % p.heads) * l.d;
+      weighted_values(l, nq, st.data(), scratch + bh * l.per_head(), inv_sum, o, p.channels);
     }
   });
 }
