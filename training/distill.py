@@ -75,9 +75,10 @@ def parse_args():
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ode-targets", metavar="NPZ",
-                   help="endpoints of the teacher's ODE from ode_targets.py: adds the one-step term "
-                        "--ode-weight * d(f(sigma_max z), endpoint) to every CD step")
+    p.add_argument("--ode-targets", metavar="NPZ", nargs="+",
+                   help="endpoints of the teacher's ODE from ode_targets.py (one or more files, solved with "
+                        "different seeds): adds the one-step term --ode-weight * d(f(sigma_max z), endpoint) "
+                        "to every CD step")
     p.add_argument("--ode-weight", type=float, default=1.0)
     p.add_argument("--init-student", metavar="CHECKPOINT",
                    help="warm start: begin from this distillation checkpoint's student, target and EMA weights "
@@ -123,16 +124,26 @@ def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, 
 
 
 class OdeTargets:
-    """Fixed (noise, label, ODE endpoint) triples of ode_targets.py, checked against this run."""
+    """Fixed (noise, label, ODE endpoint) triples of ode_targets.py files, checked against this run."""
 
-    def __init__(self, path, num_boundaries, guidance_scale, teacher_step):
-        data = np.load(path)
-        if (int(data["num_boundaries"]) != num_boundaries or float(data["guidance_scale"]) != guidance_scale
-                or int(data["teacher_step"]) != teacher_step):
-            raise SystemExit(f"{path} was solved with another grid, guidance scale or teacher than this run")
-        self.z = torch.from_numpy(data["z"])
-        self.labels = torch.from_numpy(data["labels"]).long()
-        self.endpoints = torch.from_numpy(data["endpoints"])
+    def __init__(self, paths, num_boundaries, guidance_scale, teacher_step):
+        z, labels, endpoints, seeds = [], [], [], set()
+        for path in paths:
+            data = np.load(path)
+            if (int(data["num_boundaries"]) != num_boundaries or float(data["guidance_scale"]) != guidance_scale
+                    or int(data["teacher_step"]) != teacher_step):
+                raise SystemExit(f"{path} was solved with another grid, guidance scale or teacher than this run")
+            # The same seed twice would weight those trajectories double, not add new ones.
+            seed = int(data["seed"]) if "seed" in data else None
+            if seed in seeds:
+                raise SystemExit(f"{path} repeats the noise seed {seed} of another --ode-targets file")
+            seeds.add(seed)
+            z.append(data["z"])
+            labels.append(data["labels"])
+            endpoints.append(data["endpoints"])
+        self.z = torch.from_numpy(np.concatenate(z))
+        self.labels = torch.from_numpy(np.concatenate(labels)).long()
+        self.endpoints = torch.from_numpy(np.concatenate(endpoints))
 
     def loss(self, student, batch):
         """Mean d(f_theta(sigma_max z, sigma_max, y), endpoint) over a random batch of the triples."""

@@ -99,7 +99,8 @@ def main():
     if not args.out:
         raise SystemExit("--out is required (or --gap)")
     np.savez(args.out, z=z.numpy(), labels=labels.numpy(), endpoints=ends.numpy(),
-             teacher_step=tstate["step"], num_boundaries=args.num_boundaries, guidance_scale=args.guidance_scale)
+             teacher_step=tstate["step"], num_boundaries=args.num_boundaries, guidance_scale=args.guidance_scale,
+             seed=args.seed)
     print(f"wrote {args.out}")
 
 
