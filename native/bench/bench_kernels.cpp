@@ -25,6 +25,7 @@ namespace {
 struct Layer {
   const char* name;
   int batch, h, w, in_c, out_c, kernel, stride;
+  bool residual = false;  // the epilogue adds a residual tensor (ResNet and attention outputs)
 };
 
 double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Precision precision) {
@@ -38,9 +39,10 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Pr
   std::mt19937 gen(1);
   std::uniform_real_distribution<float> d(-1, 1);
   std::vector<float> x(static_cast<size_t>(l.batch) * l.h * l.w * l.in_c), w(static_cast<size_t>(l.out_c) * l.in_c * l.kernel * l.kernel),
-      b(l.out_c), y(static_cast<size_t>(l.batch) * p.out_h * p.out_w * l.out_c);
+      b(l.out_c), y(static_cast<size_t>(l.batch) * p.out_h * p.out_w * l.out_c), residual(l.residual ? y.size() : 0);
   for (float& v : x) v = d(gen);
   for (float& v : w) v = d(gen);
+  for (float& v : residual) v = d(gen);
   PackedConv packed;
   std::vector<int8_t> q(w.size());
   std::vector<float> scale(l.out_c);
@@ -54,6 +56,7 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Pr
   AlignedBuffer scratch(static_cast<size_t>(std::max<int64_t>(64, t.lowp_conv_scratch_bytes(p, precision))));
   ConvEpilogue e;
   e.bias = b.data();
+  if (l.residual) e.residual = residual.data();
   std::vector<double> times;
   // FUSEDIFF_BENCH_COLD=1: write 64 MB (more than the L3) before every call, as a U-Net's
   // forward does between two calls of one layer.
@@ -110,8 +113,10 @@ int main(int argc, char** argv) {
       {"3x3 192->192 64x64 b1", 1, 64, 64, 192, 192, 3, 1},
       {"3x3 384->384 32x32 b1", 1, 32, 32, 384, 384, 3, 1},
       {"3x3 128->128 32x32 b8", 8, 32, 32, 128, 128, 3, 1},
+      {"3x3 128->128 32x32 b8 +res", 8, 32, 32, 128, 128, 3, 1, true},
       {"1x1 256->768 16x16 b1", 1, 16, 16, 256, 768, 1, 1},
       {"1x1 256->768 16x16 b8", 8, 16, 16, 256, 768, 1, 1},
+      {"1x1 256->256 16x16 b8 +res", 8, 16, 16, 256, 256, 1, 1, true},
       // The embedded tile model's top levels (block_out_channels 32, 64, 128) at batch 16.
       {"3x3 32->32 32x32 b16", 16, 32, 32, 32, 32, 3, 1},
       {"3x3 64->64 16x16 b16", 16, 16, 16, 64, 64, 3, 1},
