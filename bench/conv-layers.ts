@@ -16,7 +16,7 @@ import { GraphBuilder } from '../lib/onnx/graph-builder.js';
 import { DataType, encodeModel } from '../lib/onnx/onnx-proto.js';
 import { writeChunks } from '../lib/onnx/write-file.js';
 import { describeShape, type ConvShape } from './flops.js';
-import { alternate, median, type LoopLagMonitor } from './measure.js';
+import { alternate, median } from './measure.js';
 import { createSession, ort } from './ort-session.js';
 
 const CHAIN = 8;
@@ -50,7 +50,7 @@ async function writeConvChain(file: string, s: ConvShape): Promise<void> {
 export async function benchConvLayer(
   s: ConvShape,
   batch: number,
-  options: { dir: string; threads: number; warmup: number; runs: number; monitor: LoopLagMonitor },
+  options: { dir: string; threads: number; warmup: number; runs: number },
 ): Promise<LayerResult> {
   mkdirSync(options.dir, { recursive: true });
   const file = path.join(options.dir, `conv3x3_${s.inChannels}_${s.height}x${s.width}.onnx`);
@@ -77,7 +77,7 @@ export async function benchConvLayer(
   const theirs = async () => {
     await session.run({ x: input });
   };
-  const r = await alternate(ours, theirs, { ...options });
+  const r = await alternate(ours, theirs, { warmup: options.warmup, runs: options.runs });
   await session.release();
   const kept = hookSeconds.slice(hookSeconds.length - options.runs);
   const flops = 2 * batch * s.height * s.width * s.inChannels * s.outChannels * 9;

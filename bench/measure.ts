@@ -1,7 +1,7 @@
 /**
  * Timing discipline for a shared, noisy 2-core machine: the two runtimes run alternately
  * (A B, then B A, ...) so drifts in background load hit both equally, and results are medians.
- * Each call is also watched by an event-loop lag monitor.
+ * Event-loop lag is measured in separate, watched runs (see alternate).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -50,11 +50,9 @@ export class LoopLagMonitor {
 }
 
 export interface Series {
-  /** Seconds per timed run. */
+  /** Seconds per kept run. */
   times: number[];
-  /** Max event-loop delay over the timed runs, ms. */
-  maxLagMs: number;
-  /** Each timed run's max event-loop delay, ms. */
+  /** Each kept run's max event-loop delay, ms (empty when no monitor watched). */
   lagsMs: number[];
 }
 
@@ -65,24 +63,30 @@ export interface Alternated {
   pairRatios: number[];
 }
 
-/** warmup + runs iterations of (a, b) in alternating order; only the last `runs` are kept. */
+/**
+ * warmup + runs iterations of (a, b) in alternating order; only the last `runs` are kept.
+ * With a monitor, each call is watched for event-loop lag. Timed runs should not be watched:
+ * the monitor's 1 ms timer wakes the JS thread a thousand times a second, which costs a runtime
+ * computing on worker threads (fusediff) about 4 % of its forward on two cores, while one that
+ * blocks the JS thread (onnxruntime-node) never lets it fire: watched timings are not comparable.
+ */
 export async function alternate(
   a: () => Promise<void>,
   b: () => Promise<void>,
-  options: { warmup: number; runs: number; monitor: LoopLagMonitor; onIteration?: (i: number) => void },
+  options: { warmup: number; runs: number; monitor?: LoopLagMonitor; onIteration?: (i: number) => void },
 ): Promise<Alternated> {
-  const result: Alternated = { a: { times: [], maxLagMs: 0, lagsMs: [] }, b: { times: [], maxLagMs: 0, lagsMs: [] }, pairRatios: [] };
+  const result: Alternated = { a: { times: [], lagsMs: [] }, b: { times: [], lagsMs: [] }, pairRatios: [] };
   const timed = async (fn: () => Promise<void>, series: Series, keep: boolean) => {
     let seconds = 0;
-    const lag = await options.monitor.watch(async () => {
+    const run = async () => {
       const t0 = performance.now();
       await fn();
       seconds = (performance.now() - t0) / 1000;
-    });
+    };
+    const lag = options.monitor ? await options.monitor.watch(run) : (await run(), null);
     if (keep) {
       series.times.push(seconds);
-      series.maxLagMs = Math.max(series.maxLagMs, lag);
-      series.lagsMs.push(lag);
+      if (lag !== null) series.lagsMs.push(lag);
     }
     return seconds;
   };

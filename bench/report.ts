@@ -118,9 +118,12 @@ ${markdownTable(forwardTable(results, env))}
   (dev hook, median of a few calls per shape) and summed; in brackets its share of the whole
   fusediff forward. The rest is GroupNorm, attention, resampling, concatenation, layout
   changes and per-op overhead.
-- Loop lag: the largest delay of a 1 ms \`setInterval\` while a forward ran, over all timed runs
-  (median over runs in brackets). fusediff computes on worker threads, so its lag is only the
-  JS thread waiting for a core; onnxruntime-node's \`session.run\` computes on the JS thread.
+- Loop lag: the largest delay of a 1 ms \`setInterval\` while a forward ran, over separate
+  watched runs after the timed ones (median over runs in brackets). fusediff computes on
+  worker threads, so its lag is only the JS thread waiting for a core; onnxruntime-node's
+  \`session.run\` computes on the JS thread. The timed runs are not watched: the timer's
+  thousand wake-ups a second cost fusediff ~4 % of a forward on two cores and never fire
+  during ORT's blocking run.
 - RSS: growth of the process's resident memory from loading each runtime's model and its first
   forward (fusediff first, then ORT), and the peak RSS (VmHWM) of the case's process, both
   runtimes loaded, at the end of the timed forwards.
