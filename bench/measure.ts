@@ -65,23 +65,25 @@ export interface Alternated {
 
 /**
  * warmup + runs iterations of (a, b) in alternating order; only the last `runs` are kept.
+ * A function that resolves to a number reports its own seconds (a peer process that times
+ * itself); otherwise the call is timed here.
  * With a monitor, each call is watched for event-loop lag. Timed runs should not be watched:
  * the monitor's 1 ms timer wakes the JS thread a thousand times a second, which costs a runtime
  * computing on worker threads (fusediff) about 4 % of its forward on two cores, while one that
  * blocks the JS thread (onnxruntime-node) never lets it fire: watched timings are not comparable.
  */
 export async function alternate(
-  a: () => Promise<void>,
-  b: () => Promise<void>,
+  a: () => Promise<void | number>,
+  b: () => Promise<void | number>,
   options: { warmup: number; runs: number; monitor?: LoopLagMonitor; onIteration?: (i: number) => void },
 ): Promise<Alternated> {
   const result: Alternated = { a: { times: [], lagsMs: [] }, b: { times: [], lagsMs: [] }, pairRatios: [] };
-  const timed = async (fn: () => Promise<void>, series: Series, keep: boolean) => {
+  const timed = async (fn: () => Promise<void | number>, series: Series, keep: boolean) => {
     let seconds = 0;
     const run = async () => {
       const t0 = performance.now();
-      await fn();
-      seconds = (performance.now() - t0) / 1000;
+      const own = await fn();
+      seconds = typeof own === 'number' ? own : (performance.now() - t0) / 1000;
     };
     const lag = options.monitor ? await options.monitor.watch(run) : (await run(), null);
     if (keep) {

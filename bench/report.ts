@@ -78,6 +78,42 @@ export function layerTable(results: readonly CaseResult[], env: Environment): st
   return [head, ...rows];
 }
 
+/** fusediff vs PyTorch, for the cases where the PyTorch peer ran (empty table otherwise). */
+export function torchTable(results: readonly CaseResult[]): string[][] {
+  const head = ['case', 'PyTorch ms', 'fusediff ms', 'ours/PyTorch (median of pairs)', 'max abs diff / max abs fusediff'];
+  const rows = results.flatMap((r) =>
+    r.torch === null
+      ? []
+      : [
+          [
+            r.id,
+            `${ms(r.torch.medianSeconds)} [${ms(r.torch.q1Seconds)}-${ms(r.torch.q3Seconds)}]`,
+            ms(r.torch.oursMedianSeconds),
+            r.torch.pairRatio.toFixed(2),
+            r.torch.relativeError.toExponential(1),
+          ],
+        ],
+  );
+  return [head, ...rows];
+}
+
+function torchSection(results: readonly CaseResult[]): string {
+  const ran = results.filter((r) => r.torch !== null);
+  if (ran.length === 0) return '';
+  return `
+## Against PyTorch
+
+${markdownTable(torchTable(results))}
+
+- PyTorch ${ran[0].torch!.version} (Debian's python3-torch, oneDNN), running the training
+  recipe's plain-PyTorch UNet2DModel (\`training/unet.py\`) on the same diffusers folder and
+  input, in a child process (\`bench/torch_peer.py\`): \`torch.inference_mode()\`, float32
+  NCHW, ${ran[0].threads} threads, \`OMP_WAIT_POLICY=PASSIVE\` (idle threads sleep, like the
+  other two runtimes). Each forward is timed inside the peer; PyTorch and fusediff forwards
+  alternate after the ORT runs, n as in the table above.
+`;
+}
+
 /** A GitHub-flavoured Markdown table (also readable as plain text on a console). */
 export function markdownTable(table: string[][]): string {
   const widths = table[0].map((_, c) => Math.max(...table.map((row) => row[c].length)));
@@ -129,7 +165,7 @@ ${markdownTable(forwardTable(results, env))}
   runtimes loaded, at the end of the timed forwards.
 - Noise: ${noise}.
 - Outputs agree: max|ORT - fusediff| / max|fusediff| = ${agreement}.
-
+${torchSection(results)}
 ## Largest 3x3 convolutions alone
 
 ${markdownTable(layerTable(results, env))}

@@ -14,6 +14,7 @@ import { countFlops } from './flops.js';
 import { alternate, LoopLagMonitor, median, quantile } from './measure.js';
 import { modelDir, onnxFile, WEIGHTS_DIR } from './model-files.js';
 import { createSession, ort } from './ort-session.js';
+import { startTorchPeer } from './torch-peer.js';
 
 export interface RuntimeResult {
   medianSeconds: number;
@@ -25,6 +26,19 @@ export interface RuntimeResult {
   medianLagMs: number;
   /** RSS growth from loading the model and its first forward, MB. */
   rssGrowthMB: number;
+}
+
+/** PyTorch (bench/torch_peer.py), alternated with fusediff after the ORT runs. */
+export interface TorchResult {
+  version: string;
+  medianSeconds: number;
+  q1Seconds: number;
+  q3Seconds: number;
+  /** fusediff's median in the same alternation, and the median of the pair ratios ours/PyTorch. */
+  oursMedianSeconds: number;
+  pairRatio: number;
+  /** max|torch - ours| / max|ours| on the benchmark input. */
+  relativeError: number;
 }
 
 export interface CaseResult {
@@ -45,6 +59,8 @@ export interface CaseResult {
   peakRssMB: number;
   /** max|ort - ours| / max|ours| on the benchmark input (the two must compute the same thing). */
   relativeError: number;
+  /** null where the PyTorch peer did not run (BENCH_TORCH=0, or no python3-torch). */
+  torch: TorchResult | null;
   /** Sum over the plan's convolutions, each timed alone (fusediff kernels); null when skipped. */
   convSumSeconds: number | null;
   layers: LayerResult[];
@@ -98,6 +114,43 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
     y.dispose();
   };
   await ours();
+  const relativeTo = (other: Float32Array) => {
+    let maxDiff = 0;
+    let maxOurs = 0;
+    for (let i = 0; i < oursOut.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(oursOut[i] - other[i]));
+      maxOurs = Math.max(maxOurs, Math.abs(oursOut[i]));
+    }
+    return maxDiff / maxOurs;
+  };
+  const runTorchPeer = async (): Promise<TorchResult | null> => {
+    const peer = await startTorchPeer({
+      modelDir: dir,
+      input,
+      shape,
+      timestep: model.timestep,
+      classLabel: model.classLabel,
+      threads,
+      scratchDir: path.dirname(onnxFile(model)),
+      log,
+    });
+    if (!peer) return null;
+    try {
+      log(`${c.id}: PyTorch ${peer.version}: ${options.warmup} warm-up + ${options.runs} timed runs each, alternating with fusediff`);
+      const t = await alternate(ours, () => peer.run(), { warmup: options.warmup, runs: options.runs });
+      return {
+        version: peer.version,
+        medianSeconds: median(t.b.times),
+        q1Seconds: quantile(t.b.times, 0.25),
+        q3Seconds: quantile(t.b.times, 0.75),
+        oursMedianSeconds: median(t.a.times),
+        pairRatio: median(t.pairRatios),
+        relativeError: relativeTo(peer.output),
+      };
+    } finally {
+      peer.close();
+    }
+  };
   const rss1 = process.memoryUsage().rss;
 
   const session = await createSession(onnxFile(model), threads);
@@ -112,12 +165,7 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
   };
   await theirs();
   const rss2 = process.memoryUsage().rss;
-  let maxDiff = 0;
-  let maxOurs = 0;
-  for (let i = 0; i < oursOut.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(oursOut[i] - ortOut[i]));
-    maxOurs = Math.max(maxOurs, Math.abs(oursOut[i]));
-  }
+  const ortError = relativeTo(ortOut);
 
   log(`${c.id}: ${options.warmup} warm-up + ${options.runs} timed runs each, alternating`);
   const r = await alternate(ours, theirs, { warmup: options.warmup, runs: options.runs });
@@ -128,6 +176,8 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
   monitor.start();
   const watched = await alternate(ours, theirs, { warmup: 0, runs: lagRuns, monitor });
   monitor.stop();
+
+  const torch = await runTorchPeer();
   const peakRssBytes = peakRss(); // before the layer benchmarks add their own buffers
 
   const plan = unet.describePlan();
@@ -178,7 +228,8 @@ export async function runCase(c: BenchCase, options: CaseOptions): Promise<CaseR
       ort: (quantile(r.b.times, 0.75) - quantile(r.b.times, 0.25)) / median(r.b.times),
     },
     peakRssMB: peakRssBytes / MB,
-    relativeError: maxDiff / maxOurs,
+    relativeError: ortError,
+    torch,
     convSumSeconds,
     layers,
   };

@@ -11,6 +11,8 @@
  *                         cifar10-32-b1, cifar10-32-b8, cd-imagenet64-b1; "cifar" = both cifar)
  *   BENCH_PEAK_GFLOPS     FP32 peak for the % columns (default: threads x 3.6 GHz x 32 FLOP/cycle, Zen 4)
  *   BENCH_LOWP=0          skip the INT8 / BF16 rows (bench/lowp-case.ts)
+ *   BENCH_TORCH=0         skip the PyTorch peer (bench/torch-peer.ts; it runs where
+ *                         BENCH_PYTHON, default /usr/bin/python3, imports torch)
  *   BENCH_OUT             results file (default bench/results.md for a full run, else bench/results-partial.md)
  *
  * The parent prepares model files (bench/.weights/) and runs each case in a child process,
@@ -25,7 +27,7 @@ import { runtimeInfo } from '../lib/index.js';
 import { CASES, type BenchCase } from './cases.js';
 import { prepareModel } from './model-files.js';
 import { ortVersion } from './ort-session.js';
-import { forwardTable, layerTable, markdownTable, resultsMarkdown, type Environment } from './report.js';
+import { forwardTable, layerTable, markdownTable, resultsMarkdown, torchTable, type Environment } from './report.js';
 import { runCase, type CaseOptions, type CaseResult } from './run-case.js';
 import { lowpMarkdown, prepareInt8Folder, runInt8Folder, runLowpCase, type Int8FolderResult, type LowpResult } from './lowp-case.js';
 
@@ -157,6 +159,7 @@ async function main(): Promise<void> {
       `load average ${env.load[0].toFixed(1)} -> ${env.load[1].toFixed(1)}\n`,
   );
   console.log(markdownTable(forwardTable(results, env)));
+  if (results.some((r) => r.torch !== null)) console.log(`\n${markdownTable(torchTable(results))}`);
   if (results.some((r) => r.layers.length)) console.log(`\n${markdownTable(layerTable(results, env))}`);
   const lowpTable = lowp.length ? `\n## INT8 and BF16 (${lowp[0].lowpKernels} kernels)\n\n${lowpMarkdown(lowp, folders)}\n` : '';
   if (lowpTable) console.log(lowpTable);
