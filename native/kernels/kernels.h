@@ -30,6 +30,14 @@ struct Conv2dParams {
   int stride = 1;  // 1 or 2
   int pad_top = 0, pad_left = 0;
   bool circular = false;
+  // A resampling folded into the read (the conv sees an in_h x in_w input; float
+  // convolutions only):
+  //   Upsample2x (diffusers' nearest 2x before a conv): x holds (in_h / 2) x (in_w / 2) pixels
+  //     (in_h, in_w even) and input pixel (iy, ix) is x[iy / 2][ix / 2];
+  //   AvgPool2x (a ResNet down block's 2x2 average before conv1): x holds 2 in_h x 2 in_w
+  //     pixels and input pixel (iy, ix) is ((x[2iy][2ix] + x[2iy][2ix+1]) + (x[2iy+1][2ix] +
+  //     x[2iy+1][2ix+1])) * 0.25, the sum avg_pool2x2 computes, in its order.
+  enum class InputResample { None, Upsample2x, AvgPool2x } input_resample = InputResample::None;
 };
 
 // Applied to each output value before its single store:

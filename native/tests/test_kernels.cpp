@@ -2,11 +2,14 @@
 // shapes that exercise tiles, tails and borders (widths below and around the register tile,
 // channel counts that are not multiples of 16, stride 2 with both paddings, 1x1 and 3x3,
 // every epilogue term), and with 1 and 2 threads (the results must be identical).
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
+#include "core/aligned_buffer.h"
 #include "core/cpu_features.h"
+#include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/elementwise.h"
 #include "kernels/kernels.h"
@@ -37,7 +40,20 @@ struct ConvCase {
   bool bias, batch_bias, residual;
   float scale;
   bool circular = false;
+  // A folded resampling: h x w is the conv's input, x holds (h / 2) x (w / 2) (upsampling)
+  // or 2h x 2w (average pooling) pixels.
+  Conv2dParams::InputResample resample = Conv2dParams::InputResample::None;
 };
+
+size_t input_floats(const ConvCase& c) {
+  const size_t pixels = static_cast<size_t>(c.batch) * c.h * c.w;
+  if (c.resample == Conv2dParams::InputResample::Upsample2x) return pixels / 4 * c.in_c;
+  if (c.resample == Conv2dParams::InputResample::AvgPool2x) return pixels * 4 * c.in_c;
+  return pixels * c.in_c;
+}
+
+constexpr auto kUp = Conv2dParams::InputResample::Upsample2x;
+constexpr auto kPool = Conv2dParams::InputResample::AvgPool2x;
 
 std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadPool& pool, const std::vector<float>& x,
                             const std::vector<float>& w, const std::vector<float>& b, const std::vector<float>& bb,
@@ -53,6 +69,7 @@ std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadP
   p.stride = c.stride;
   p.pad_top = p.pad_left = c.pad;
   p.circular = c.circular;
+  p.input_resample = c.resample;
   *params_out = p;
   PackedConv packed;
   table.pack_conv(w.data(), c.out_c, c.in_c, c.kernel, &packed);
@@ -83,11 +100,16 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
       {1, 16, 8, 16, 16, 3, 2, 1, true, false, false, 1.0f, true},  // circular, stride 2
       {1, 1, 3, 8, 16, 3, 1, 1, true, false, false, 1.0f, true},    // wraps onto itself
       {2, 5, 7, 8, 20, 1, 1, 1, true, false, true, 1.0f, true},     // padded 1x1, circular (row cache, kernel 1)
+      {2, 8, 12, 24, 40, 3, 1, 1, true, true, true, 1.0f, false, kUp},  // folded 2x upsampling (Upsample2D's conv)
+      {1, 6, 10, 16, 16, 3, 1, 1, true, false, false, 1.0f, true, kUp},  // upsampled, circular
+      {1, 4, 14, 8, 20, 1, 1, 0, true, false, false, 1.0f, false, kUp},  // upsampled 1x1 (row cache, kernel 1)
+      {2, 5, 7, 24, 40, 3, 1, 1, true, true, true, 1.0f, false, kPool},  // folded 2x2 average (ResNet down block)
+      {1, 3, 4, 16, 16, 3, 1, 1, true, false, false, 1.0f, true, kPool},  // averaged, circular
   };
   ThreadPool one(1), two(2);
   uint32_t seed = 1;
   for (const ConvCase& c : cases) {
-    const auto x = random_vector(static_cast<size_t>(c.batch) * c.h * c.w * c.in_c, seed++);
+    const auto x = random_vector(input_floats(c), seed++);
     const auto w = random_vector(static_cast<size_t>(c.out_c) * c.in_c * c.kernel * c.kernel, seed++, 0.2f);
     const auto b = random_vector(c.out_c, seed++);
     const auto bb = random_vector(static_cast<size_t>(c.batch) * (c.out_c + 5), seed++);
@@ -242,5 +264,59 @@ TEST_CASE("conv2d: circular padding equals a zero-padded conv of the wrapped-aro
     q.in_h = h + 2, q.in_w = w + 2, q.pad_top = q.pad_left = 0, q.circular = false;
     table->conv2d(q, big.data(), packed, ConvEpilogue{}, b.data(), one);
     for (size_t i = 0; i < a.size(); ++i) CHECK_NEAR(a[i], b[i], 1e-5f);
+  }
+}
+
+TEST_CASE("conv2d: a folded resampling equals the conv of the resampled input") {
+  // The reference's definition of Conv2dParams::input_resample (the fast tables are checked
+  // against the reference above): bit for bit the conv of upsample_nearest2x's or
+  // avg_pool2x2's output, which hold the same values, summed in the same order.
+  const int b = 2, h = 4, w = 6, ci = 6, co = 16;
+  const auto x = random_vector(static_cast<size_t>(b) * h * w * ci, 81);
+  const auto wt = random_vector(static_cast<size_t>(co) * ci * 9, 82, 0.3f);
+  std::vector<float> up(x.size() * 4), down(x.size() / 4);
+  ThreadPool one(1);
+  upsample_nearest2x(x.data(), b, h, w, ci, up.data(), one);
+  avg_pool2x2(x.data(), b, h, w, ci, down.data(), one);
+  PackedConv packed;
+  reference_kernels().pack_conv(wt.data(), co, ci, 3, &packed);
+  struct Fold {
+    Conv2dParams::InputResample kind;
+    int h, w;  // the conv's input
+    const std::vector<float>& resampled;
+  };
+  for (const Fold& f : {Fold{kUp, 2 * h, 2 * w, up}, Fold{kPool, h / 2, w / 2, down}})
+    for (bool circular : {false, true}) {
+      Conv2dParams p;
+      p.batch = b, p.in_h = p.out_h = f.h, p.in_w = p.out_w = f.w, p.in_c = ci, p.out_c = co;
+      p.pad_top = p.pad_left = 1;
+      p.circular = circular;
+      std::vector<float> folded(static_cast<size_t>(b) * f.h * f.w * co), separate(folded.size());
+      reference_kernels().conv2d(p, f.resampled.data(), packed, ConvEpilogue{}, separate.data(), one);
+      p.input_resample = f.kind;
+      reference_kernels().conv2d(p, x.data(), packed, ConvEpilogue{}, folded.data(), one);
+      CHECK(folded == separate);
+    }
+}
+
+TEST_CASE("conv2d: the low-precision convolutions refuse a folded resampling") {
+  Conv2dParams p;
+  p.in_h = p.in_w = p.out_h = p.out_w = 4, p.in_c = 4, p.out_c = 16, p.pad_top = p.pad_left = 1;
+  p.input_resample = kUp;
+  const std::vector<float> x(4 * 4 * 4, 0.5f), wt(16 * 4 * 9, 0.1f), scale(16, 0.01f);
+  std::vector<int8_t> q(wt.size(), 1);
+  std::vector<float> y(4 * 4 * 16);
+  ThreadPool one(1);
+  std::vector<const KernelTable*> tables = fast_tables();
+  tables.push_back(&reference_kernels());
+  for (const KernelTable* table : tables) {
+    PackedConv i8, bf16;
+    table->pack_conv_int8(q.data(), scale.data(), 16, 4, 3, &i8);
+    table->pack_conv_bf16(wt.data(), 16, 4, 3, &bf16);
+    AlignedBuffer scratch(static_cast<size_t>(std::max<int64_t>(64, table->lowp_conv_scratch_bytes(p, Precision::I8))));
+    CHECK_THROWS_WITH(table->conv2d_int8(p, x.data(), i8, ConvEpilogue{}, y.data(), scratch.data(), one), ErrorCode::Internal,
+                      "resampling");
+    CHECK_THROWS_WITH(table->conv2d_bf16(p, x.data(), bf16, ConvEpilogue{}, y.data(), scratch.data(), one), ErrorCode::Internal,
+                      "resampling");
   }
 }

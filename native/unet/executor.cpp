@@ -27,6 +27,22 @@ int64_t default_memory_limit() {
 constexpr int64_t kAlignFloats = 16;  // 64 bytes
 int64_t align_up(int64_t n) { return (n + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
 
+// The resamplings a float conv can fold into its input read (Conv2dParams::input_resample):
+// the next op is a float conv whose input is the resampled tensor, and nothing else reads
+// that tensor. In diffusers' U-Nets: Upsample2D's nearest 2x before its conv, and a ResNet
+// up / down block's norm1 -> upsample / 2x2 average -> conv1 (its shortcut path, resampled
+// into conv2's residual, is not folded). Saves writing and reading the resampled tensor.
+std::vector<bool> foldable_resamplings(const Plan& plan) {
+  const std::vector<int> reads = read_counts(plan);
+  std::vector<bool> fold(plan.ops.size(), false);
+  for (size_t i = 0; i + 1 < plan.ops.size(); ++i) {
+    const auto* rs = std::get_if<ResampleOp>(&plan.ops[i]);
+    const auto* conv = std::get_if<ConvOp>(&plan.ops[i + 1]);
+    fold[i] = rs && conv && conv->in == rs->out && reads[rs->out] == 1 && conv->weight.precision == kernels::Precision::F32;
+  }
+  return fold;
+}
+
 }  // namespace
 
 int64_t activation_memory_limit() {
@@ -122,7 +138,7 @@ void Executor::run_conv(const kernels::Conv2dParams& p, const float* x, const ke
   }
 }
 
-Executor::Executor(Plan plan) : plan_(std::move(plan)) {}
+Executor::Executor(Plan plan) : plan_(std::move(plan)), folded_(foldable_resamplings(plan_)) {}
 Executor::~Executor() = default;
 
 Executor::Layout Executor::layout(int batch, int height, int width) const {
@@ -130,7 +146,7 @@ Executor::Layout Executor::layout(int batch, int height, int width) const {
   l.batch = batch;
   l.height = height;
   l.width = width;
-  ValueLayout values = place_values(plan_, batch, height, width, kAlignFloats);
+  ValueLayout values = place_values(plan_, batch, height, width, kAlignFloats, folded_);
   l.offset = std::move(values.offset);
   l.activation_floats = values.floats;
   int64_t cursor = l.activation_floats;
@@ -327,6 +343,7 @@ TensorPtr Executor::forward(const ForwardInput& in) {
   if (in.op_seconds) in.op_seconds->assign(plan_.ops.size(), 0.0);
   for (size_t index = 0; index < plan_.ops.size(); ++index) {
     const Op& op = plan_.ops[index];
+    if (folded_[index]) continue;  // the next conv resamples this op's input as it reads it
     const auto started = std::chrono::steady_clock::now();
     if (const auto* conv = std::get_if<ConvOp>(&op)) {
       kernels::Conv2dParams p = conv_params(*conv, batch, height, width);
@@ -339,7 +356,14 @@ TensorPtr Executor::forward(const ForwardInput& in) {
       }
       if (conv->residual >= 0) e.residual = a.value(conv->residual);
       e.output_scale = conv->output_scale;
-      run_conv(p, a.value(conv->in), conv->weight, e, a.value(conv->out), a.at(a.layout.kernel_scratch), pool);
+      const float* x = a.value(conv->in);
+      if (index > 0 && folded_[index - 1]) {
+        const ResampleOp& rs = std::get<ResampleOp>(plan_.ops[index - 1]);
+        p.input_resample = rs.kind == ResampleOp::UpsampleNearest2x ? kernels::Conv2dParams::InputResample::Upsample2x
+                                                                    : kernels::Conv2dParams::InputResample::AvgPool2x;
+        x = a.value(rs.in);
+      }
+      run_conv(p, x, conv->weight, e, a.value(conv->out), a.at(a.layout.kernel_scratch), pool);
     } else if (const auto* norm = std::get_if<NormOp>(&op)) {
       kernels::GroupNormParams p = norm_params(*norm, batch, height, width);
       if (norm->scale_shift_offset >= 0) {

@@ -57,6 +57,9 @@ class Executor final : public Runner {
   void run_linear(const Linear& l, int rows, const float* x, float* y, float* scratch, ThreadPool& pool) const;
 
   Plan plan_;
+  // folded_[i]: op i is a resampling that the float conv at i + 1 applies as it reads its
+  // input (Conv2dParams::input_resample); op i is skipped and its output not stored.
+  std::vector<bool> folded_;
   std::mutex mutex_;
   std::map<ShapeKey, std::vector<std::unique_ptr<Arena>>> free_arenas_;
 };

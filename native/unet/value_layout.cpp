@@ -32,7 +32,16 @@ Operands operands(const Op& op) {
 
 }  // namespace
 
-ValueLayout place_values(const Plan& plan, int batch, int height, int width, int64_t align_floats) {
+std::vector<int> read_counts(const Plan& plan) {
+  std::vector<int> reads(plan.values.size(), 0);
+  for (const Op& op : plan.ops)
+    for (int v : operands(op).in) ++reads[v];
+  ++reads[plan.output];
+  return reads;
+}
+
+ValueLayout place_values(const Plan& plan, int batch, int height, int width, int64_t align_floats,
+                         const std::vector<bool>& folded) {
   auto align = [&](int64_t n) { return (n + align_floats - 1) / align_floats * align_floats; };
   ValueLayout out;
   const size_t nv = plan.values.size();
@@ -48,7 +57,12 @@ ValueLayout place_values(const Plan& plan, int batch, int height, int width, int
   last[plan.input] = 0;
   for (size_t i = 0; i < plan.ops.size(); ++i) {
     Operands o = operands(plan.ops[i]);
-    for (int v : o.in) last[v] = std::max(last[v], static_cast<int>(i));
+    const bool fold = i < folded.size() && folded[i];
+    for (int v : o.in) last[v] = std::max(last[v], static_cast<int>(fold ? i + 1 : i));
+    if (fold) {
+      size[o.out] = 0;
+      continue;
+    }
     first[o.out] = static_cast<int>(i);
     last[o.out] = std::max(last[o.out], static_cast<int>(i));
   }

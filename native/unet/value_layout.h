@@ -14,7 +14,13 @@ struct ValueLayout {
   int64_t floats = 0;           // the activations' extent
 };
 
-// Offsets aligned to `align_floats`; greedy placement, largest value first.
-ValueLayout place_values(const Plan& plan, int batch, int height, int width, int64_t align_floats);
+// Offsets aligned to `align_floats`; greedy placement, largest value first. folded[i] (when
+// given) marks op i as folded into op i + 1, which reads op i's inputs itself: op i's output
+// is never stored (no space), and its inputs stay live until op i + 1.
+ValueLayout place_values(const Plan& plan, int batch, int height, int width, int64_t align_floats,
+                         const std::vector<bool>& folded = {});
+
+// How many times each value is read: by the ops, and once more for the plan's output.
+std::vector<int> read_counts(const Plan& plan);
 
 }  // namespace fusediff::unet

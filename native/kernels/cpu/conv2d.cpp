@@ -11,7 +11,9 @@
 // usually shares those rows), so every tap of every output pixel is in range: the
 // microkernel then runs without boundary tests, broadcasting one
 // input value per pixel against the panels' weight vectors for each (tap, ci). Unpadded
-// convolutions whose window lies inside the input (1x1) read the input rows directly.
+// convolutions whose window lies inside the input (1x1) read the input rows directly. A
+// resampling folded into the read (Conv2dParams::input_resample: nearest 2x upsampling or 2x2
+// average pooling) is applied by the row copy.
 //
 // This file is compiled once per ISA (see CMakeLists.txt) with different vector widths and
 // tile sizes: FUSEDIFF_ISA names the namespace, FUSEDIFF_VEC (floats per SIMD register),
@@ -169,20 +171,36 @@ class RowCache {
       std::fill(dst, dst + row_floats_, 0.0f);
       return;
     }
-    const float* src = x_img + static_cast<int64_t>(iy) * p.in_w * p.in_c;
-    const size_t pixel_bytes = static_cast<size_t>(p.in_c) * sizeof(float);
     if (p.circular) {
-      for (int col = 0; col < cols; ++col) {
-        const int ix = ((col - p.pad_left) % p.in_w + p.in_w) % p.in_w;
-        std::memcpy(dst + static_cast<int64_t>(col) * p.in_c, src + static_cast<int64_t>(ix) * p.in_c, pixel_bytes);
-      }
+      for (int col = 0; col < cols; ++col)
+        copy_pixels(p, x_img, iy, ((col - p.pad_left) % p.in_w + p.in_w) % p.in_w, 1,
+                    dst + static_cast<int64_t>(col) * p.in_c);
       return;
     }
     const int first = std::max(0, p.pad_left), last = std::max(first, std::min(cols, p.in_w + p.pad_left));
     std::fill(dst, dst + static_cast<int64_t>(first) * p.in_c, 0.0f);
-    std::memcpy(dst + static_cast<int64_t>(first) * p.in_c, src + static_cast<int64_t>(first - p.pad_left) * p.in_c,
-                static_cast<size_t>(last - first) * pixel_bytes);
+    copy_pixels(p, x_img, iy, first - p.pad_left, last - first, dst + static_cast<int64_t>(first) * p.in_c);
     std::fill(dst + static_cast<int64_t>(last) * p.in_c, dst + row_floats_, 0.0f);
+  }
+
+  // Input pixels ix0 .. ix0 + count - 1 of row iy (all inside the input), through the folded
+  // resampling of kernels.h when there is one.
+  static void copy_pixels(const Conv2dParams& p, const float* x_img, int iy, int ix0, int count, float* dst) {
+    using R = Conv2dParams::InputResample;
+    const int64_t c = p.in_c;
+    if (p.input_resample == R::Upsample2x) {  // each source pixel fills two columns
+      const float* src = x_img + static_cast<int64_t>(iy / 2) * (p.in_w / 2) * c;
+      for (int i = 0; i < count; ++i) std::memcpy(dst + i * c, src + (ix0 + i) / 2 * c, c * sizeof(float));
+    } else if (p.input_resample == R::AvgPool2x) {
+      const float* row0 = x_img + static_cast<int64_t>(2 * iy) * (2 * p.in_w) * c;
+      const float* row1 = row0 + static_cast<int64_t>(2 * p.in_w) * c;
+      for (int i = 0; i < count; ++i) {
+        const int64_t a = static_cast<int64_t>(2 * (ix0 + i)) * c, b = a + c;
+        for (int64_t k = 0; k < c; ++k) dst[i * c + k] = ((row0[a + k] + row0[b + k]) + (row1[a + k] + row1[b + k])) * 0.25f;
+      }
+    } else {
+      std::memcpy(dst, x_img + (static_cast<int64_t>(iy) * p.in_w + ix0) * c, count * c * sizeof(float));
+    }
   }
 
   uint64_t call_ = 0;
@@ -191,8 +209,19 @@ class RowCache {
   std::vector<float> rows_;
 };
 
+// Floats of one image of the tensor the conv reads: its input before a folded resampling.
+int64_t source_image_floats(const Conv2dParams& p) {
+  const int64_t pixels = static_cast<int64_t>(p.in_h) * p.in_w;
+  switch (p.input_resample) {
+    case Conv2dParams::InputResample::Upsample2x: return pixels / 4 * p.in_c;
+    case Conv2dParams::InputResample::AvgPool2x: return pixels * 4 * p.in_c;
+    default: return pixels * p.in_c;
+  }
+}
+
 // Points the window at the input rows of output row oy: straight into the input when every
-// tap of the row is inside it, else at padded copies from the thread's row cache.
+// tap of the row is inside it (and nothing is folded into the read), else at padded copies
+// from the thread's row cache.
 Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, RowCache& cache,
                    const int64_t (&keep)[RowCache::kKeep]) {
   Window win{};
@@ -200,7 +229,7 @@ Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, Row
   const int cols = (p.out_w - 1) * p.stride + p.kernel;  // input columns the row touches, from -pad_left
   const bool rows_inside = iy0 >= 0 && iy0 + p.kernel <= p.in_h;
   const bool cols_inside = p.pad_left == 0 && cols <= p.in_w;
-  if (rows_inside && cols_inside && !p.circular) {
+  if (rows_inside && cols_inside && !p.circular && p.input_resample == Conv2dParams::InputResample::None) {
     for (int ky = 0; ky < p.kernel; ++ky) win.rows[ky] = x_img + static_cast<int64_t>(iy0 + ky) * p.in_w * p.in_c;
     win.col_offset = 0;
     return win;
@@ -215,7 +244,7 @@ Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, Row
 void run_item(const Geometry& g, const TileSchedule::Item& it, const float* x, const float* w, const ConvEpilogue& e,
               float* y, RowCache& cache) {
   const Conv2dParams& p = g.p;
-  const float* x_img = x + static_cast<int64_t>(it.n) * p.in_h * p.in_w * p.in_c;
+  const float* x_img = x + it.n * source_image_floats(p);
   const int oy0 = static_cast<int>(it.m0 / p.out_w);
   const int oy1 = static_cast<int>((it.m0 + it.count - 1) / p.out_w);  // oy0 or oy0 + 1
   int64_t keep[RowCache::kKeep];

@@ -50,6 +50,8 @@ inline int64_t prepared_bytes(const Conv2dParams& p, int group_channels) {
 }
 
 inline void check_geometry(const Conv2dParams& p) {
+  if (p.input_resample != Conv2dParams::InputResample::None)
+    fail(ErrorCode::Internal, "low-precision conv: no folded resampling (float convolutions only)");
   if (p.kernel != 1 && p.kernel != 3) fail(ErrorCode::Internal, "low-precision conv: kernel must be 1 or 3");
   if (p.pad_top < 0 || p.pad_top > 1 || p.pad_left < 0 || p.pad_left > 1)
     fail(ErrorCode::Internal, "low-precision conv: padding must be 0 or 1");

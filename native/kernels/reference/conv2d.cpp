@@ -15,6 +15,25 @@ void pack_conv(const float* oihw, int out_c, int in_c, int kernel, PackedConv* o
   out->kernel = kernel;
 }
 
+namespace {
+
+// Input pixel (iy, ix), channel ci, of image n, through a folded resampling (kernels.h).
+float input(const Conv2dParams& p, const float* x, int n, int iy, int ix, int ci) {
+  using R = Conv2dParams::InputResample;
+  if (p.input_resample == R::Upsample2x) {
+    const int h = p.in_h / 2, w = p.in_w / 2;
+    return x[((static_cast<int64_t>(n) * h + iy / 2) * w + ix / 2) * p.in_c + ci];
+  }
+  if (p.input_resample == R::AvgPool2x) {
+    const int h = 2 * p.in_h, w = 2 * p.in_w;
+    auto at = [&](int y, int x_) { return x[((static_cast<int64_t>(n) * h + y) * w + x_) * p.in_c + ci]; };
+    return ((at(2 * iy, 2 * ix) + at(2 * iy, 2 * ix + 1)) + (at(2 * iy + 1, 2 * ix) + at(2 * iy + 1, 2 * ix + 1))) * 0.25f;
+  }
+  return x[((static_cast<int64_t>(n) * p.in_h + iy) * p.in_w + ix) * p.in_c + ci];
+}
+
+}  // namespace
+
 void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
             ThreadPool&) {
   const int k = p.kernel;
@@ -31,9 +50,8 @@ void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const Co
               int ix = ox * p.stride - p.pad_left + kx;
               if (p.circular) ix = (ix % p.in_w + p.in_w) % p.in_w;
               if (ix < 0 || ix >= p.in_w) continue;
-              const float* px = x + ((static_cast<int64_t>(n) * p.in_h + iy) * p.in_w + ix) * p.in_c;
               const float* wk = w.data.f32() + static_cast<int64_t>(co) * p.in_c * k * k + ky * k + kx;
-              for (int ci = 0; ci < p.in_c; ++ci) acc += px[ci] * wk[static_cast<int64_t>(ci) * k * k];
+              for (int ci = 0; ci < p.in_c; ++ci) acc += input(p, x, n, iy, ix, ci) * wk[static_cast<int64_t>(ci) * k * k];
             }
           }
           const int64_t o = ((static_cast<int64_t>(n) * p.out_h + oy) * p.out_w + ox) * p.out_c + co;

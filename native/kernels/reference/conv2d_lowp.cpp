@@ -99,6 +99,8 @@ int64_t lowp_conv_scratch_bytes(const Conv2dParams&, Precision) { return 0; }
 void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y, void*,
                  ThreadPool&) {
   if (w.precision != Precision::I8) fail(ErrorCode::Internal, "conv2d_int8 given non-int8 weights");
+  if (p.input_resample != Conv2dParams::InputResample::None)
+    fail(ErrorCode::Internal, "conv2d_int8: no folded resampling (float convolutions only)");
   const int64_t image = static_cast<int64_t>(p.in_h) * p.in_w * p.in_c;
   std::vector<int32_t> xq(static_cast<size_t>(image * p.batch));
   std::vector<float> sx(p.batch);
@@ -129,6 +131,8 @@ void conv2d_int8(const Conv2dParams& p, const float* x, const PackedConv& w, con
 void conv2d_bf16(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y, void*,
                  ThreadPool&) {
   if (w.precision != Precision::BF16) fail(ErrorCode::Internal, "conv2d_bf16 given non-bf16 weights");
+  if (p.input_resample != Conv2dParams::InputResample::None)
+    fail(ErrorCode::Internal, "conv2d_bf16: no folded resampling (float convolutions only)");
   const int64_t count = static_cast<int64_t>(p.batch) * p.in_h * p.in_w * p.in_c;
   std::vector<float> xr(static_cast<size_t>(count));
   for (int64_t i = 0; i < count; ++i) xr[i] = bf16_round(x[i]);
