@@ -85,11 +85,13 @@ export async function alternate(
       const own = await fn();
       seconds = typeof own === 'number' ? own : (performance.now() - t0) / 1000;
     };
-    const lag = options.monitor ? await options.monitor.watch(run) : (await run(), null);
-    if (keep) {
-      series.times.push(seconds);
-      if (lag !== null) series.lagsMs.push(lag);
+    if (options.monitor) {
+      const lag = await options.monitor.watch(run);
+      if (keep) series.lagsMs.push(lag);
+    } else {
+      await run();
     }
+    if (keep) series.times.push(seconds);
     return seconds;
   };
   for (let i = 0; i < options.warmup + options.runs; i++) {

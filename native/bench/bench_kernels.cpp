@@ -28,6 +28,22 @@ struct Layer {
   bool residual = false;  // the epilogue adds a residual tensor (ResNet and attention outputs)
 };
 
+// Median seconds of 25 calls of fn. FUSEDIFF_BENCH_COLD=1: write 64 MB (more than the L3)
+// before every call, as a U-Net's forward does between two calls of one layer.
+template <class Fn>
+double median_of_calls(Fn fn) {
+  std::vector<double> times;
+  std::vector<float> flush(std::getenv("FUSEDIFF_BENCH_COLD") ? 16 << 20 : 0);
+  for (int i = 0; i < 25; ++i) {
+    for (size_t j = 0; j < flush.size(); j += 16) flush[j] += 1.0f;
+    auto start = std::chrono::steady_clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
 double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Precision precision) {
   Conv2dParams p;
   p.batch = l.batch;
@@ -57,23 +73,14 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Pr
   ConvEpilogue e;
   e.bias = b.data();
   if (l.residual) e.residual = residual.data();
-  std::vector<double> times;
-  // FUSEDIFF_BENCH_COLD=1: write 64 MB (more than the L3) before every call, as a U-Net's
-  // forward does between two calls of one layer.
-  std::vector<float> flush(std::getenv("FUSEDIFF_BENCH_COLD") ? 16 << 20 : 0);
-  for (int i = 0; i < 25; ++i) {
-    for (size_t j = 0; j < flush.size(); j += 16) flush[j] += 1.0f;
-    auto start = std::chrono::steady_clock::now();
+  return median_of_calls([&] {
     if (precision == Precision::I8)
       t.conv2d_int8(p, x.data(), packed, e, y.data(), scratch.data(), pool);
     else if (precision == Precision::BF16)
       t.conv2d_bf16(p, x.data(), packed, e, y.data(), scratch.data(), pool);
     else
       t.conv2d(p, x.data(), packed, e, y.data(), pool);
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  });
 }
 
 // Attention softmax(QK^T / sqrt(d)) V alone, on a [batch][tokens][3 x channels] QKV tensor.
@@ -89,14 +96,7 @@ double attention_median_seconds(const KernelTable& t, const AttentionParams& p, 
       out(static_cast<size_t>(p.batch) * p.tokens * p.channels);
   for (float& v : qkv) v = d(gen);
   AlignedBuffer scratch(static_cast<size_t>(t.attention_scratch_floats(p) + 16) * sizeof(float));
-  std::vector<double> times;
-  for (int i = 0; i < 25; ++i) {
-    auto start = std::chrono::steady_clock::now();
-    t.attention(p, qkv.data(), out.data(), scratch.f32(), pool);
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
+  return median_of_calls([&] { t.attention(p, qkv.data(), out.data(), scratch.f32(), pool); });
 }
 
 }  // namespace
