@@ -163,6 +163,8 @@ int main(int argc, char** argv) {
       {"attn imnet 1024t 384c/6", {1, 1024, 384, 6}},
       {"attn imnet 256t 576c/9", {1, 256, 576, 9}},
       {"attn tiles 64t 128c/4 b16", {16, 64, 128, 4}},
+      // 64x64 tokens: where whole score rows (4096 x 64 floats, 1 MiB per thread) fill L2.
+      {"attn 4096t 512c/2", {1, 4096, 512, 2}},
   };
   std::printf("%-26s", "attention (QK^T, PV)");
   for (const KernelTable* t : tables) std::printf(" %16s", (std::string(t->name) + " f32").c_str());
