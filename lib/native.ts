@@ -35,7 +35,21 @@ export interface PlanLinear {
 }
 
 export type PlanOp =
-  | { op: 'conv'; sources: string[]; in: number; out: number; kernel: number; stride: number; pad: number; tembOffset: number; residual: number; outputScale: number; precision: Precision }
+  | {
+      op: 'conv';
+      sources: string[];
+      in: number;
+      out: number;
+      kernel: number;
+      stride: number;
+      pad: number;
+      tembOffset: number;
+      residual: number;
+      outputScale: number;
+      precision: Precision;
+      /** How a float32 conv runs on the CPU: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with >= 32 channels in multiples of 16, else direct (FUSEDIFF_CONV=direct: always direct). */
+      algorithm: 'direct' | 'winograd';
+    }
   | { op: 'groupnorm'; source: string; in: number; out: number; groups: number; eps: number; silu: boolean; scaleShiftOffset: number }
   | { op: 'attention'; in: number; out: number; heads: number }
   | { op: 'upsample2x' | 'avgpool2x2'; in: number; out: number }

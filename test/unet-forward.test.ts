@@ -1,7 +1,7 @@
 /** Forward-pass behaviour beyond the golden numbers: batching, timesteps forms, concurrency. */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadUNet, memoryStats, runtimeInfo, setNumThreads, Tensor, type UNet } from '../lib/index.js';
+import { loadUNet, memoryStats, runtimeInfo, setNumThreads, Tensor, type PlanOp, type UNet } from '../lib/index.js';
 import { rng } from './helpers/random-model.js';
 
 const CM = path.join(__dirname, 'fixtures/diffusers/models/unet_cm_mirror');
@@ -49,6 +49,20 @@ describe('forward', () => {
       setNumThreads(0);
     }
     for (const r of results.slice(1)) expect(Buffer.compare(Buffer.from(r.buffer), Buffer.from(results[0].buffer))).toBe(0);
+  });
+
+  it('runs 3x3 stride-1 float convs with >= 32 channels (multiples of 16) by Winograd, the others directly', () => {
+    // FUSEDIFF_CONV=direct (which the kernel-path runs of CI also use) makes every conv direct.
+    const direct = process.env.FUSEDIFF_CONV === 'direct';
+    const plan = unet.describePlan();
+    const convs = plan.ops.filter((o): o is Extract<PlanOp, { op: 'conv' }> => o.op === 'conv');
+    for (const c of convs) {
+      const inC = plan.values[c.in].channels, outC = plan.values[c.out].channels;
+      const applies = c.kernel === 3 && c.stride === 1 && c.pad === 1 && inC % 16 === 0 && outC % 16 === 0 && inC >= 32 && outC >= 32;
+      expect(c.algorithm).toBe(applies && !direct ? 'winograd' : 'direct');
+    }
+    // This model has both kinds (16- and 32-channel levels, stride-2 downsampling).
+    expect(new Set(convs.map((c) => c.algorithm)).size).toBe(direct ? 1 : 2);
   });
 
   it('a scalar timestep equals the same value repeated per item', async () => {

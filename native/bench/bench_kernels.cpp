@@ -44,7 +44,8 @@ double median_of_calls(Fn fn) {
   return times[times.size() / 2];
 }
 
-double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Precision precision) {
+double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Precision precision,
+                      ConvAlgorithm algorithm) {
   Conv2dParams p;
   p.batch = l.batch;
   p.in_h = l.h, p.in_w = l.w, p.in_c = l.in_c;
@@ -68,7 +69,7 @@ double median_seconds(const KernelTable& t, const Layer& l, ThreadPool& pool, Pr
   else if (precision == Precision::BF16)
     t.pack_conv_bf16(w.data(), l.out_c, l.in_c, l.kernel, &packed);
   else
-    t.pack_conv(w.data(), l.out_c, l.in_c, l.kernel, &packed);
+    t.pack_conv(w.data(), l.out_c, l.in_c, l.kernel, algorithm, &packed);
   AlignedBuffer scratch(static_cast<size_t>(std::max<int64_t>(64, t.lowp_conv_scratch_bytes(p, precision))));
   ConvEpilogue e;
   e.bias = b.data();
@@ -122,12 +123,14 @@ int main(int argc, char** argv) {
       {"3x3 64->64 16x16 b16", 16, 16, 16, 64, 64, 3, 1},
       {"1x1 128->384 8x8 b16", 16, 8, 8, 128, 384, 1, 1},
   };
-  // Columns: float32 per float table, then int8 and bf16 per low-precision table. GFLOP/s counts 2 per multiply-add
-  // whatever the precision; the percentage is of the float32 peak.
+  // Columns: float32 per float table (direct, then Winograd where it applies), then int8 and bf16 per
+  // low-precision table. GFLOP/s counts 2 per multiply-add of the direct convolution whatever the
+  // precision or algorithm (so Winograd can exceed 100 %); the percentage is of the float32 peak.
   struct Column {
     const KernelTable* table;
     Precision precision;
     std::string label;
+    ConvAlgorithm algorithm = ConvAlgorithm::Direct;
   };
   std::vector<Column> columns;
   const bool fast = std::getenv("FUSEDIFF_BENCH_FAST") != nullptr;
@@ -140,6 +143,8 @@ int main(int argc, char** argv) {
   if (f.avx512_vnni && f.avx512_bf16) lowp.push_back(&kernels_by_name("avx512_bf16"));
   if (fast) tables = {tables.back()}, lowp = {lowp.back()};
   for (const KernelTable* t : tables) columns.push_back({t, Precision::F32, std::string(t->name) + " f32"});
+  for (const KernelTable* t : tables)
+    columns.push_back({t, Precision::F32, std::string(t->name) + " winograd", ConvAlgorithm::Winograd2x2});
   if (std::getenv("FUSEDIFF_BENCH_F32") == nullptr) {
     for (const KernelTable* t : lowp) columns.push_back({t, Precision::I8, std::string(t->lowp_name) + " i8"});
     for (const KernelTable* t : lowp) columns.push_back({t, Precision::BF16, std::string(t->lowp_name) + " bf16"});
@@ -153,7 +158,12 @@ int main(int argc, char** argv) {
     const double flop = 2.0 * l.batch * (l.h / l.stride) * (l.w / l.stride) * l.out_c * l.in_c * l.kernel * l.kernel;
     std::printf("%-26s", l.name);
     for (const Column& c : columns) {
-      const double gflops = flop / median_seconds(*c.table, l, pool, c.precision) / 1e9;
+      if (c.algorithm == ConvAlgorithm::Winograd2x2 &&
+          !winograd_applies(l.kernel, l.stride, l.kernel / 2, l.in_c, l.out_c)) {
+        std::printf(" %16s", "-");
+        continue;
+      }
+      const double gflops = flop / median_seconds(*c.table, l, pool, c.precision, c.algorithm) / 1e9;
       std::printf(" %7.1f (%4.0f%%)", gflops, 100 * gflops / peak);
     }
     std::printf("\n");

@@ -75,7 +75,8 @@ Napi::Value bench_conv2d(const Napi::CallbackInfo& info) {
       fill(w.f32(), w_n, 0.05f, 2);
       fill(bias.f32(), p.out_c, 0.05f, 3);
       kernels::PackedConv packed;
-      table.pack_conv(w.f32(), p.out_c, p.in_c, p.kernel, &packed);
+      table.pack_conv(w.f32(), p.out_c, p.in_c, p.kernel,
+                      kernels::float_conv_algorithm(p.kernel, p.stride, p.pad_top, p.in_c, p.out_c), &packed);
       kernels::ConvEpilogue e;
       e.bias = bias.f32();
       const std::shared_ptr<ThreadPool> pool_owner = ThreadPool::global();

@@ -41,6 +41,7 @@ Napi::Object op_object(Napi::Env env, const unet::Op& op) {
     o.Set("residual", c->residual);
     o.Set("outputScale", c->output_scale);
     o.Set("precision", precision_name(c->weight.precision));
+    o.Set("algorithm", c->weight.algorithm == kernels::ConvAlgorithm::Winograd2x2 ? "winograd" : "direct");
   } else if (const auto* n = std::get_if<unet::NormOp>(&op)) {
     o.Set("op", "groupnorm");
     o.Set("source", n->source);

@@ -1,4 +1,5 @@
-// Chooses the kernel table once per process from the CPU's features or FUSEDIFF_CPU.
+// Chooses the kernel table once per process from the CPU's features or FUSEDIFF_CPU, and the
+// float convolutions' algorithm from their shape (FUSEDIFF_CONV=direct turns Winograd off).
 // A table pairs the float kernels of one ISA with the int8/bf16 kernels of one (possibly
 // richer) ISA: AVX-512 CPUs with VNNI (Cascade Lake, Ice Lake) and with BF16 as well
 // (Cooper Lake, Sapphire Rapids, Zen 4) get faster low-precision kernels than plain
@@ -71,6 +72,24 @@ const KernelTable& select_kernels() {
   if (f.avx2) return kAvx2;
 #endif
   return kGeneric;
+}
+
+bool winograd_applies(int kernel, int stride, int pad, int in_c, int out_c) {
+  return kernel == 3 && stride == 1 && pad == 1 && in_c > 0 && out_c > 0 && in_c % 16 == 0 && out_c % 16 == 0;
+}
+
+// The 32-channel threshold, from fusediff_bench_kernels at batch 16, 32x32 (AVX-512, two threads):
+// 32 -> 32 channels ran 1.2x faster by Winograd, 16 -> 16 and 16 -> 32 0.8-0.99x (the
+// transforms and the short GEMMs outweigh the saved multiply-adds).
+ConvAlgorithm float_conv_algorithm(int kernel, int stride, int pad, int in_c, int out_c) {
+  static const bool direct_only = [] {
+    const char* v = std::getenv("FUSEDIFF_CONV");
+    if (v == nullptr || *v == '\0' || std::string(v) == "auto") return false;
+    if (std::string(v) == "direct") return true;
+    fail(ErrorCode::Argument, std::string("unknown FUSEDIFF_CONV '") + v + "' (takes auto or direct)");
+  }();
+  const bool winograd = !direct_only && winograd_applies(kernel, stride, pad, in_c, out_c) && in_c >= 32 && out_c >= 32;
+  return winograd ? ConvAlgorithm::Winograd2x2 : ConvAlgorithm::Direct;
 }
 
 }  // namespace fusediff::kernels

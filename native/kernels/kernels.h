@@ -62,11 +62,26 @@ struct ConvEpilogue {
 //         (conv2d_bf16).
 enum class Precision { F32, I8, BF16 };
 
+// How a float32 convolution is computed by the fast tables (the reference table always runs
+// the definition above, and packs for it whatever is asked):
+//   Direct:      implicit GEMM over the taps (cpu/conv2d.cpp): any kernel, stride, padding.
+//   Winograd2x2: minimal filtering F(2x2, 3x3) (cpu/conv2d_winograd.cpp): 3x3, stride 1, padding
+//                1 ("same"), in and out channels multiples of 16; 2.25x fewer multiply-adds,
+//                results within a few ulps of Direct.
+enum class ConvAlgorithm { Direct, Winograd2x2 };
+
+// Whether Winograd2x2 can compute a float conv of this shape.
+bool winograd_applies(int kernel, int stride, int pad, int in_c, int out_c);
+// The algorithm a float conv of this shape gets: Winograd2x2 where it applies and measured
+// faster (in_c, out_c >= 32), unless FUSEDIFF_CONV=direct (read once per process).
+ConvAlgorithm float_conv_algorithm(int kernel, int stride, int pad, int in_c, int out_c);
+
 // Convolution weights in the layout a kernel table wants, packed once at load.
 struct PackedConv {
   AlignedBuffer data;
   int out_c = 0, in_c = 0, kernel = 0;
   Precision precision = Precision::F32;
+  ConvAlgorithm algorithm = ConvAlgorithm::Direct;  // F32 only
   // I8 only: scale[co] (float weight = scale * int8 weight) and wsum[co] = the sum of the
   // int8 weights of output channel co (folds the activations' zero point in the epilogue).
   std::vector<float> scale;
@@ -101,7 +116,8 @@ struct GroupNormParams {
 
 struct KernelTable {
   const char* name;
-  void (*pack_conv)(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out);
+  // algorithm: float_conv_algorithm's choice (Winograd2x2 only where it applies).
+  void (*pack_conv)(const float* oihw, int out_c, int in_c, int kernel, ConvAlgorithm algorithm, PackedConv* out);
   void (*conv2d)(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
                  ThreadPool& pool);
   // Floats of scratch memory attention needs for p (the executor plans it in its arena).

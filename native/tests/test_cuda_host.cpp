@@ -83,7 +83,7 @@ TEST_CASE("cuda layout: the implicit-GEMM conv over packed weights equals the re
     re.bias = bias.data(), re.batch_bias = batch_bias.data(), re.batch_bias_stride = c.out_c + 3;
     re.residual = residual.data(), re.output_scale = 0.5f;
     kernels::PackedConv pw;
-    kernels::reference::pack_conv(w.data(), c.out_c, c.in_c, c.kernel, &pw);
+    kernels::reference::pack_conv(w.data(), c.out_c, c.in_c, c.kernel, kernels::ConvAlgorithm::Direct, &pw);
     std::vector<float> want(out_n);
     kernels::reference::conv2d(rp, x.data(), pw, re, want.data(), *ThreadPool::global());
     CHECK_EQ(max_abs_diff(got.data(), want.data(), out_n), 0.0);

@@ -57,7 +57,8 @@ constexpr auto kPool = Conv2dParams::InputResample::AvgPool2x;
 
 std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadPool& pool, const std::vector<float>& x,
                             const std::vector<float>& w, const std::vector<float>& b, const std::vector<float>& bb,
-                            const std::vector<float>& res, Conv2dParams* params_out) {
+                            const std::vector<float>& res, Conv2dParams* params_out,
+                            ConvAlgorithm algorithm = ConvAlgorithm::Direct) {
   Conv2dParams p;
   p.batch = c.batch;
   p.in_h = c.h, p.in_w = c.w, p.in_c = c.in_c;
@@ -72,7 +73,7 @@ std::vector<float> run_conv(const KernelTable& table, const ConvCase& c, ThreadP
   p.input_resample = c.resample;
   *params_out = p;
   PackedConv packed;
-  table.pack_conv(w.data(), c.out_c, c.in_c, c.kernel, &packed);
+  table.pack_conv(w.data(), c.out_c, c.in_c, c.kernel, algorithm, &packed);
   ConvEpilogue e;
   if (c.bias) e.bias = b.data();
   if (c.batch_bias) e.batch_bias = bb.data(), e.batch_bias_stride = c.out_c + 5;
@@ -105,6 +106,15 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
       {1, 4, 14, 8, 20, 1, 1, 0, true, false, false, 1.0f, false, kUp},  // upsampled 1x1 (row cache, kernel 1)
       {2, 5, 7, 24, 40, 3, 1, 1, true, true, true, 1.0f, false, kPool},  // folded 2x2 average (ResNet down block)
       {1, 3, 4, 16, 16, 3, 1, 1, true, false, false, 1.0f, true, kPool},  // averaged, circular
+      // Shapes for the Winograd path (3x3, stride 1, channels in multiples of 16), which every
+      // case it applies to also runs:
+      {2, 5, 13, 32, 48, 3, 1, 1, true, true, true, 0.5f},              // odd sizes: half tiles
+      {1, 1, 1, 16, 16, 3, 1, 1, true, false, false, 1.0f},             // one pixel
+      {2, 7, 9, 32, 80, 3, 1, 1, true, false, true, 1.0f, true},        // circular, odd, 4 + 1 panels
+      {1, 16, 16, 256, 64, 3, 1, 1, true, true, true, 1.0f},            // 3 tile blocks per image
+      {1, 10, 10, 512, 32, 3, 1, 1, true, false, false, 1.0f},          // 512 channels: short blocks
+      {2, 6, 10, 48, 32, 3, 1, 1, true, true, false, 1.0f, true, kUp},  // upsampled, circular
+      {2, 6, 8, 32, 64, 3, 1, 1, true, false, true, 1.0f, false, kPool},  // averaged
   };
   ThreadPool one(1), two(2);
   uint32_t seed = 1;
@@ -119,15 +129,22 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
     const std::vector<float> expected = run_conv(reference_kernels(), c, one, x, w, b, bb, res, &p);
     double max_abs = 0;
     for (float v : expected) max_abs = std::fmax(max_abs, std::fabs(v));
-    for (const KernelTable* table : fast_tables()) {
-      const std::vector<float> y1 = run_conv(*table, c, one, x, w, b, bb, res, &p);
-      const std::vector<float> y2 = run_conv(*table, c, two, x, w, b, bb, res, &p);
-      double err = 0;
-      for (size_t i = 0; i < expected.size(); ++i) err = std::fmax(err, std::fabs(y1[i] - expected[i]));
-      // float32 sums of up to 9 x 64 products in a different order: a few ulps of the magnitude.
-      CHECK(err <= 1e-5 * (1 + max_abs));
-      CHECK(y1 == y2);
-    }
+    std::vector<ConvAlgorithm> algorithms{ConvAlgorithm::Direct};
+    if (winograd_applies(c.kernel, c.stride, c.pad, c.in_c, c.out_c)) algorithms.push_back(ConvAlgorithm::Winograd2x2);
+    for (const KernelTable* table : fast_tables())
+      for (ConvAlgorithm algorithm : algorithms) {
+        const std::vector<float> y1 = run_conv(*table, c, one, x, w, b, bb, res, &p, algorithm);
+        const std::vector<float> y2 = run_conv(*table, c, two, x, w, b, bb, res, &p, algorithm);
+        double err = 0;
+        for (size_t i = 0; i < expected.size(); ++i) err = std::fmax(err, std::fabs(y1[i] - expected[i]));
+        // float32 sums of up to 9 x 512 products in a different order (Winograd: of transformed
+        // terms): a few ulps of the magnitude.
+        CHECK(err <= 1e-5 * (1 + max_abs));
+        CHECK(y1 == y2);
+        if (err > 1e-5 * (1 + max_abs) || y1 != y2)
+          std::fprintf(stderr, "  (table %s, %s, case %dx%dx%d -> %d, error %g of %g)\n", table->name,
+                       algorithm == ConvAlgorithm::Direct ? "direct" : "winograd", c.h, c.w, c.in_c, c.out_c, err, max_abs);
+      }
   }
 }
 
@@ -259,7 +276,7 @@ TEST_CASE("conv2d: circular padding equals a zero-padded conv of the wrapped-aro
   ThreadPool one(1);
   for (const KernelTable* table : {&reference_kernels(), &kernels_by_name("generic")}) {
     PackedConv packed;
-    table->pack_conv(wt.data(), co, ci, 3, &packed);
+    table->pack_conv(wt.data(), co, ci, 3, ConvAlgorithm::Direct, &packed);
     Conv2dParams p;
     p.in_h = h, p.in_w = w, p.in_c = ci, p.out_h = h, p.out_w = w, p.out_c = co, p.pad_top = p.pad_left = 1;
     p.circular = true;
@@ -284,7 +301,7 @@ TEST_CASE("conv2d: a folded resampling equals the conv of the resampled input") 
   upsample_nearest2x(x.data(), b, h, w, ci, up.data(), one);
   avg_pool2x2(x.data(), b, h, w, ci, down.data(), one);
   PackedConv packed;
-  reference_kernels().pack_conv(wt.data(), co, ci, 3, &packed);
+  reference_kernels().pack_conv(wt.data(), co, ci, 3, ConvAlgorithm::Direct, &packed);
   struct Fold {
     Conv2dParams::InputResample kind;
     int h, w;  // the conv's input

@@ -73,7 +73,7 @@ std::vector<float> run(const KernelTable& t, Precision precision, const Case& c,
   else if (precision == Precision::BF16)
     t.pack_conv_bf16(in.w.data(), c.out_c, c.in_c, c.kernel, &packed);
   else
-    t.pack_conv(in.w.data(), c.out_c, c.in_c, c.kernel, &packed);
+    t.pack_conv(in.w.data(), c.out_c, c.in_c, c.kernel, ConvAlgorithm::Direct, &packed);
   ConvEpilogue e;
   if (c.bias) e.bias = in.b.data();
   if (c.batch_bias) e.batch_bias = in.bb.data(), e.batch_bias_stride = c.out_c + 5;

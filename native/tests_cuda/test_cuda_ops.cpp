@@ -117,7 +117,7 @@ TEST_CASE("cuda conv2d: every math mode against the reference (tiles, tails, str
       re.bias = bias.data(), re.batch_bias = bb.data() + 3, re.batch_bias_stride = 2 * c.out_c;
       re.residual = res.data(), re.output_scale = 0.7f;
       kernels::PackedConv pw;
-      kernels::reference::pack_conv(w.data(), c.out_c, c.in_c, c.kernel, &pw);
+      kernels::reference::pack_conv(w.data(), c.out_c, c.in_c, c.kernel, kernels::ConvAlgorithm::Direct, &pw);
       std::vector<float> want(out_n);
       kernels::reference::conv2d(rp, x.data(), pw, re, want.data(), pool());
 

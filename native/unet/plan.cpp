@@ -205,8 +205,10 @@ class Builder {
   }
 
   // Packs the weights of one op: the sources concatenated along output channels, in the
-  // precision the options give the group.
-  kernels::PackedConv pack(std::vector<SourceWeight>& sources, int in_c, int kernel) {
+  // precision the options give the group (float convs: in the algorithm float_conv_algorithm
+  // picks for their shape).
+  kernels::PackedConv pack(std::vector<SourceWeight>& sources, int in_c, int kernel, int stride = 1,
+                           int pad = 0) {
     std::vector<std::string> group;
     for (const SourceWeight& s : sources) group.push_back(s.name);
     for (const SourceWeight& s : sources)
@@ -248,14 +250,15 @@ class Builder {
     if (precision == Precision::BF16)
       k_.pack_conv_bf16(w.data(), out_c, in_c, kernel, &p);
     else
-      k_.pack_conv(w.data(), out_c, in_c, kernel, &p);
+      k_.pack_conv(w.data(), out_c, in_c, kernel, kernels::float_conv_algorithm(kernel, stride, pad, in_c, out_c), &p);
     return p;
   }
 
-  kernels::PackedConv pack_one(const std::string& layer, const Shape& shape, int in_c, int kernel) {
+  kernels::PackedConv pack_one(const std::string& layer, const Shape& shape, int in_c, int kernel, int stride = 1,
+                               int pad = 0) {
     std::vector<SourceWeight> sources;
     sources.push_back(read_weight(layer, shape));
-    return pack(sources, in_c, kernel);
+    return pack(sources, in_c, kernel, stride, pad);
   }
 
   Linear linear(const std::string& name, int in, int out) {
@@ -273,7 +276,7 @@ class Builder {
     ConvOp op;
     op.sources = {name};
     op.in = in;
-    op.weight = pack_one(name, {out_c, in_c, kernel, kernel}, in_c, kernel);
+    op.weight = pack_one(name, {out_c, in_c, kernel, kernel}, in_c, kernel, stride, pad);
     op.bias = get(name + ".bias", {out_c});
     op.kernel = kernel;
     op.stride = stride;

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/conv_epilogue.h"
 #include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/register_tile.h"
@@ -267,7 +268,8 @@ void run_item(const Geometry& g, const TileSchedule::Item& it, const float* x, c
 
 }  // namespace
 
-void pack_conv(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out) {
+void pack_conv(const float* oihw, int out_c, int in_c, int kernel, ConvAlgorithm algorithm, PackedConv* out) {
+  if (algorithm == ConvAlgorithm::Winograd2x2) return pack_conv_winograd(oihw, out_c, in_c, out);
   const int panels = (out_c + kPanel - 1) / kPanel;
   const int taps = kernel * kernel;
   out->data = AlignedBuffer(static_cast<size_t>(panels) * taps * in_c * kPanel * sizeof(float));
@@ -284,6 +286,7 @@ void pack_conv(const float* oihw, int out_c, int in_c, int kernel, PackedConv* o
 
 void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
             ThreadPool& pool) {
+  if (w.algorithm == ConvAlgorithm::Winograd2x2) return conv2d_winograd(p, x, w, e, y, pool);
   const Geometry g{p, static_cast<int64_t>(p.kernel) * p.kernel * p.in_c * kPanel};
   const TileSchedule schedule(p.batch, p.out_h, p.out_w, (p.out_c + kPanel - 1) / kPanel);
   static std::atomic<uint64_t> calls{0};

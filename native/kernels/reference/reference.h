@@ -4,7 +4,7 @@
 
 namespace fusediff::kernels::reference {
 
-void pack_conv(const float* oihw, int out_c, int in_c, int kernel, PackedConv* out);
+void pack_conv(const float* oihw, int out_c, int in_c, int kernel, ConvAlgorithm algorithm, PackedConv* out);
 void conv2d(const Conv2dParams& p, const float* x, const PackedConv& w, const ConvEpilogue& e, float* y,
             ThreadPool& pool);
 int64_t attention_scratch_floats(const AttentionParams& p);  // 0: the reference needs none
