@@ -150,6 +150,9 @@ ${markdownTable(forwardTable(results, env))}
 - FLOPs are counted from the plan: 2 x MACs of every convolution (3x3, 1x1, attention
   QKV/output projections) and linear layer, plus the attention matmuls QK^T and PV.
   Norms, softmax, activations and adds are not counted. Share of 3x3 convolutions: ${share}.
+  These are the FLOPs of a direct convolution. fusediff runs most 3x3 layers by Winograd
+  F(2x2, 3x3), which does 16/36 of their multiply-adds, so its GFLOP/s are "direct-equivalent"
+  and can exceed the peak; ORT and PyTorch convolve directly.
 - fusediff convs alone: every convolution of the plan timed alone with fusediff's kernels
   (dev hook, median of a few calls per shape) and summed; in brackets its share of the whole
   fusediff forward. The rest is GroupNorm, attention, resampling, concatenation, layout
@@ -171,7 +174,9 @@ ${torchSection(results)}
 ${markdownTable(layerTable(results, env))}
 
 - fusediff: one \`conv2d\` call of the active kernel table on NHWC data (dev hook
-  \`native/binding/bench_hook.cpp\`), bias epilogue, timed natively after one untimed call.
+  \`native/binding/bench_hook.cpp\`), bias epilogue, timed natively after one untimed call, in
+  the algorithm a forward uses for the layer (Winograd F(2x2, 3x3) for these; GFLOP/s counted
+  as for a direct convolution).
 - ORT: a graph of 8 identical Conv nodes, time / 8 (amortizes the NCHW <-> NCHWc reorders and
   run overhead a whole U-Net pays once).
 `;
