@@ -19,10 +19,9 @@
 // inputs' magnitude (tested against the reference on every table).
 //
 // Work items are blocks of tiles of one image. An item transforms its tiles' patches into
-// V (thread-local, [xi][tile][ci]), then per group of output panels runs the 16 GEMMs with
-// the direct convolution's register tile (register_tile.h: kTilePixels tiles x kTilePanels
-// panels of 16 output channels, broadcasting V against U's panel vectors) into M, and
-// transforms M back to 2x2 output pixels, through the epilogue of kernels.h. Each output is
+// V (thread-local, [xi][tile][ci]), then per panel of 16 output channels runs the 16 GEMMs
+// (register tiles of kRows tiles x 16 channels, broadcasting V against U's panel vectors)
+// into M, and transforms M back to 2x2 output pixels, through the epilogue of kernels.h. Each output is
 // computed by exactly one item in a fixed order: results do not depend on the thread count.
 // Compiled once per ISA like conv2d.cpp.
 #include <algorithm>
@@ -128,43 +127,41 @@ void transform_patch(const Patch& pt, int in_c, float* v, int64_t xi_stride) {
   }
 }
 
-// M rows t .. t+R-1, panels 0 .. P-1 of one xi: sum_ci V[t + r][ci] U[ci][panel q].
-// v: V[xi][t][0] (rows in_c apart); u: U[xi][first panel][0][0] (panels panel_stride apart);
-// m: M[xi][t][0] (rows m_stride apart).
-template <int R, int P>
-void gemm_tile(const float* v, int in_c, const float* u, int64_t panel_stride, float* m, int m_stride) {
-  vec acc[R][P][kVecsPerPanel] = {};
+// One panel (16 output channels) per GEMM pass, with as many tiles per register tile as
+// pixels_for_panels(1) allows (12 on AVX-512): the pass's U slab (in_c x 16 floats, 8 KiB at
+// 128 channels) stays in L1 beside the V rows it meets. The direct convolution's 4-panel
+// AVX-512 tile, whose slab is four times larger, measured 5-15 % slower here
+// (fusediff_bench_kernels: 128 -> 128 @32x32 b8 165-168 % vs 174-176 % of peak,
+// direct-equivalent; 64 -> 64 @16x16 b16 139-149 % vs 161-165 %; 256 and 384 channels even).
+constexpr int kRows = pixels_for_panels(1);
+
+// M rows t .. t+R-1 of one xi and one panel: sum_ci V[t + r][ci] U[ci][:].
+// v: V[xi][t][0] (rows in_c apart); u: U[xi][panel][0][0]; m: M[xi][t][0] (rows kPanel apart).
+template <int R>
+void gemm_tile(const float* v, int in_c, const float* u, float* m) {
+  vec acc[R][kVecsPerPanel] = {};
   const float* w = u;
   for (int ci = 0; ci < in_c; ++ci, w += kPanel) {
-    vec wv[P][kVecsPerPanel];
+    vec wv[kVecsPerPanel];
 #pragma GCC unroll 4
-    for (int q = 0; q < P; ++q)
-#pragma GCC unroll 4
-      for (int k = 0; k < kVecsPerPanel; ++k) wv[q][k] = load(w + q * panel_stride + k * kVec);
+    for (int k = 0; k < kVecsPerPanel; ++k) wv[k] = load(w + k * kVec);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const float a = v[static_cast<int64_t>(r) * in_c + ci];
 #pragma GCC unroll 4
-      for (int q = 0; q < P; ++q)
-#pragma GCC unroll 4
-        for (int k = 0; k < kVecsPerPanel; ++k) acc[r][q][k] += wv[q][k] * a;
+      for (int k = 0; k < kVecsPerPanel; ++k) acc[r][k] += wv[k] * a;
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int q = 0; q < P; ++q)
-      for (int k = 0; k < kVecsPerPanel; ++k) store(m + r * m_stride + q * kPanel + k * kVec, acc[r][q][k]);
+    for (int k = 0; k < kVecsPerPanel; ++k) store(m + r * kPanel + k * kVec, acc[r][k]);
 }
 
-// gemm_tile<R, P> for R = rows (<= pixels_for_panels(P)) and P = panels (<= kTilePanels).
-template <int P = kTilePanels, int R = pixels_for_panels(P)>
-void gemm_tile_of(int panels, int rows, const float* v, int in_c, const float* u, int64_t panel_stride, float* m,
-                  int m_stride) {
-  if constexpr (P >= 1) {
-    if (panels < P) return gemm_tile_of<P - 1>(panels, rows, v, in_c, u, panel_stride, m, m_stride);
-    if constexpr (R >= 1) {
-      if (rows == R) return gemm_tile<R, P>(v, in_c, u, panel_stride, m, m_stride);
-      gemm_tile_of<P, R - 1>(panels, rows, v, in_c, u, panel_stride, m, m_stride);
-    }
+// gemm_tile<R> for R = rows (<= kRows).
+template <int R = kRows>
+void gemm_tile_of(int rows, const float* v, int in_c, const float* u, float* m) {
+  if constexpr (R >= 1) {
+    if (rows == R) return gemm_tile<R>(v, in_c, u, m);
+    gemm_tile_of<R - 1>(rows, v, in_c, u, m);
   }
 }
 
@@ -177,24 +174,23 @@ struct Blocks {
 
   Blocks(const Conv2dParams& p, int threads)
       : tiles_w((p.out_w + 1) / 2), tiles_per_image(((p.out_h + 1) / 2) * tiles_w) {
-    const int longest = std::max(1, kBlockFloats / p.in_c / kTilePixels) * kTilePixels;
+    const int longest = std::max(1, kBlockFloats / p.in_c / kRows) * kRows;
     const int64_t tiles = static_cast<int64_t>(p.batch) * tiles_per_image;
     const int64_t balanced = (tiles + 4 * threads - 1) / (4 * threads);
-    block = static_cast<int>(std::clamp<int64_t>((balanced + kTilePixels - 1) / kTilePixels * kTilePixels, kTilePixels, longest));
+    block = static_cast<int>(std::clamp<int64_t>((balanced + kRows - 1) / kRows * kRows, kRows, longest));
     per_image = (tiles_per_image + block - 1) / block;
   }
 };
 
-// Y = A^T M A for tiles t0 .. t0+count-1 of image n, output channels co0 .. co0 + panels x 16,
-// through the epilogue. m: M[0][0][0] of this group, rows m_stride apart, xi count x m_stride.
+// Y = A^T M A for tiles t0 .. t0+count-1 of image n, output channels co0 .. co0 + 15, through
+// the epilogue. m: M[0][0][0] of this panel, rows kPanel apart, xi_stride floats per xi.
 void output_tiles(const Conv2dParams& p, const Blocks& b, const ConvEpilogue& e, int n, int t0, int count, int co0,
-                  int panels, const float* m, int m_stride, int64_t xi_stride, float* y) {
-  for (int c = 0; c < panels * kPanel; c += kVec) {
-    if (co0 + c >= p.out_c) break;
+                  const float* m, int64_t xi_stride, float* y) {
+  for (int c = 0; c < kPanel; c += kVec) {
     const EpilogueColumn col = epilogue_column(e, n, p.out_c, co0 + c);
     for (int t = 0; t < count; ++t) {
       const int ty = (t0 + t) / b.tiles_w, tx = (t0 + t) % b.tiles_w;
-      const float* mt = m + static_cast<int64_t>(t) * m_stride + c;
+      const float* mt = m + static_cast<int64_t>(t) * kPanel + c;
       vec r[2][4];  // A^T M
       for (int j = 0; j < 4; ++j) {
         const vec m0 = load(mt + (0 * 4 + j) * xi_stride), m1 = load(mt + (1 * 4 + j) * xi_stride);
@@ -256,10 +252,9 @@ void conv2d_winograd(const Conv2dParams& p, const float* x, const PackedConv& w,
   const int panels = p.out_c / kPanel;
   const int64_t panel_stride = static_cast<int64_t>(p.in_c) * kPanel;
   const int64_t u_xi_stride = panels * panel_stride;
-  const int group_channels = kTilePanels * kPanel;
   pool.parallel_for(static_cast<int64_t>(p.batch) * b.per_image, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> v, m;
-    const int64_t v_xi = static_cast<int64_t>(b.block) * p.in_c, m_xi = static_cast<int64_t>(b.block) * group_channels;
+    const int64_t v_xi = static_cast<int64_t>(b.block) * p.in_c, m_xi = static_cast<int64_t>(b.block) * kPanel;
     v.resize(static_cast<size_t>(kXi * v_xi));
     m.resize(static_cast<size_t>(kXi * m_xi));
     for (int64_t item = begin; item < end; ++item) {
@@ -276,17 +271,14 @@ void conv2d_winograd(const Conv2dParams& p, const float* x, const PackedConv& w,
           default: transform_patch<Resample::None>(pt, p.in_c, vt, v_xi);
         }
       }
-      for (int panel0 = 0; panel0 < panels; panel0 += kTilePanels) {
-        const int group = std::min(kTilePanels, panels - panel0);
-        const int rows = pixels_for_panels(group);
+      for (int panel = 0; panel < panels; ++panel) {
         for (int xi = 0; xi < kXi; ++xi) {
-          const float* u = w.data.f32() + xi * u_xi_stride + panel0 * panel_stride;
-          for (int t = 0; t < count; t += rows)
-            gemm_tile_of(group, std::min(rows, count - t), v.data() + xi * v_xi + static_cast<int64_t>(t) * p.in_c,
-                         p.in_c, u, panel_stride, m.data() + xi * m_xi + static_cast<int64_t>(t) * group_channels,
-                         group_channels);
+          const float* u = w.data.f32() + xi * u_xi_stride + panel * panel_stride;
+          for (int t = 0; t < count; t += kRows)
+            gemm_tile_of(std::min(kRows, count - t), v.data() + xi * v_xi + static_cast<int64_t>(t) * p.in_c, p.in_c, u,
+                         m.data() + xi * m_xi + static_cast<int64_t>(t) * kPanel);
         }
-        output_tiles(p, b, e, n, t0, count, panel0 * kPanel, group, m.data(), group_channels, m_xi, y);
+        output_tiles(p, b, e, n, t0, count, panel * kPanel, m.data(), m_xi, y);
       }
     }
   });
