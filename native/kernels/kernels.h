@@ -38,6 +38,14 @@ struct Conv2dParams {
   //     pixels and input pixel (iy, ix) is ((x[2iy][2ix] + x[2iy][2ix+1]) + (x[2iy+1][2ix] +
   //     x[2iy+1][2ix+1])) * 0.25, the sum avg_pool2x2 computes, in its order.
   enum class InputResample { None, Upsample2x, AvgPool2x } input_resample = InputResample::None;
+
+  // Floats of one image of the tensor the conv reads: its input before a folded resampling.
+  int64_t source_image_floats() const {
+    const int64_t floats = static_cast<int64_t>(in_h) * in_w * in_c;
+    if (input_resample == InputResample::Upsample2x) return floats / 4;
+    if (input_resample == InputResample::AvgPool2x) return floats * 4;
+    return floats;
+  }
 };
 
 // Applied to each output value before its single store:

@@ -210,15 +210,7 @@ class RowCache {
   std::vector<float> rows_;
 };
 
-// Floats of one image of the tensor the conv reads: its input before a folded resampling.
-int64_t source_image_floats(const Conv2dParams& p) {
-  const int64_t pixels = static_cast<int64_t>(p.in_h) * p.in_w;
-  switch (p.input_resample) {
-    case Conv2dParams::InputResample::Upsample2x: return pixels / 4 * p.in_c;
-    case Conv2dParams::InputResample::AvgPool2x: return pixels * 4 * p.in_c;
-    default: return pixels * p.in_c;
-  }
-}
+
 
 // Points the window at the input rows of output row oy: straight into the input when every
 // tap of the row is inside it (and nothing is folded into the read), else at padded copies
@@ -245,7 +237,7 @@ Window make_window(const Conv2dParams& p, const float* x_img, int n, int oy, Row
 void run_item(const Geometry& g, const TileSchedule::Item& it, const float* x, const float* w, const ConvEpilogue& e,
               float* y, RowCache& cache) {
   const Conv2dParams& p = g.p;
-  const float* x_img = x + it.n * source_image_floats(p);
+  const float* x_img = x + it.n * p.source_image_floats();
   const int oy0 = static_cast<int>(it.m0 / p.out_w);
   const int oy1 = static_cast<int>((it.m0 + it.count - 1) / p.out_w);  // oy0 or oy0 + 1
   int64_t keep[RowCache::kKeep];

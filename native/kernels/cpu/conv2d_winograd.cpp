@@ -21,17 +21,15 @@
 // Work items are blocks of tiles of one image. An item transforms its tiles' patches into
 // V (thread-local, [xi][tile][ci]), then per panel of 16 output channels runs the 16 GEMMs
 // (register tiles of kRows tiles x 16 channels, broadcasting V against U's panel vectors)
-// into M, and transforms M back to 2x2 output pixels, through the epilogue of kernels.h. Each output is
-// computed by exactly one item in a fixed order: results do not depend on the thread count.
-// Compiled once per ISA like conv2d.cpp.
+// into M, and transforms M back to 2x2 output pixels, through the epilogue of kernels.h.
+// Each output is computed by exactly one item in a fixed order: results do not depend on the
+// thread count. Compiled once per ISA like conv2d.cpp.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/conv2d_winograd.h"
 #include "kernels/cpu/conv_epilogue.h"
-#include "kernels/cpu/cpu_kernels.h"
 #include "kernels/cpu/register_tile.h"
 #include "kernels/cpu/vec.h"
 
@@ -213,15 +211,6 @@ void output_tiles(const Conv2dParams& p, const Blocks& b, const ConvEpilogue& e,
   }
 }
 
-int64_t source_image_floats(const Conv2dParams& p) {
-  const int64_t pixels = static_cast<int64_t>(p.in_h) * p.in_w * p.in_c;
-  switch (p.input_resample) {
-    case Resample::Upsample2x: return pixels / 4;
-    case Resample::AvgPool2x: return pixels * 4;
-    default: return pixels;
-  }
-}
-
 }  // namespace
 
 // U[xi][panel][ci][16]: per xi, the direct convolution's panel layout with one tap.
@@ -260,7 +249,7 @@ void conv2d_winograd(const Conv2dParams& p, const float* x, const PackedConv& w,
     for (int64_t item = begin; item < end; ++item) {
       const int n = static_cast<int>(item / b.per_image);
       const int t0 = static_cast<int>(item % b.per_image) * b.block, count = std::min(b.block, b.tiles_per_image - t0);
-      const float* x_img = x + n * source_image_floats(p);
+      const float* x_img = x + n * p.source_image_floats();
       for (int t = 0; t < count; ++t) {
         const int ty = (t0 + t) / b.tiles_w, tx = (t0 + t) % b.tiles_w;
         const Patch pt = patch(p, x_img, 2 * ty - 1, 2 * tx - 1);
