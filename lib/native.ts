@@ -47,7 +47,11 @@ export type PlanOp =
       residual: number;
       outputScale: number;
       precision: Precision;
-      /** How a float32 conv runs on the CPU: Winograd F(2x2, 3x3) for 3x3 stride-1 layers with >= 32 channels in multiples of 16, else direct (FUSEDIFF_CONV=direct: always direct). */
+      /**
+       * How a float32 conv runs on the CPU's fast kernel paths: Winograd F(2x2, 3x3) for 3x3
+       * stride-1 layers with >= 32 channels in multiples of 16, else direct. Always 'direct' with
+       * FUSEDIFF_CONV=direct, for int8 / bf16 convs, on the reference path and on a CUDA device.
+       */
       algorithm: 'direct' | 'winograd';
     }
   | { op: 'groupnorm'; source: string; in: number; out: number; groups: number; eps: number; silu: boolean; scaleShiftOffset: number }

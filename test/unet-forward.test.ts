@@ -1,7 +1,7 @@
 /** Forward-pass behaviour beyond the golden numbers: batching, timesteps forms, concurrency. */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadUNet, memoryStats, runtimeInfo, setNumThreads, Tensor, type PlanOp, type UNet } from '../lib/index.js';
+import { expectedPlan, loadUNet, memoryStats, runtimeInfo, setNumThreads, Tensor, type PlanOp, type UNet } from '../lib/index.js';
 import { rng } from './helpers/random-model.js';
 
 const CM = path.join(__dirname, 'fixtures/diffusers/models/unet_cm_mirror');
@@ -63,6 +63,9 @@ describe('forward', () => {
     }
     // This model has both kinds (16- and 32-channel levels, stride-2 downsampling).
     expect(new Set(convs.map((c) => c.algorithm)).size).toBe(direct ? 1 : 2);
+    // The config-only plan names the same algorithms.
+    const algorithms = (ops: PlanOp[]) => ops.map((o) => (o.op === 'conv' ? o.algorithm : o.op));
+    expect(algorithms(expectedPlan(unet.config).ops)).toEqual(algorithms(plan.ops));
   });
 
   it('a scalar timestep equals the same value repeated per item', async () => {

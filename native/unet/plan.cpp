@@ -215,15 +215,18 @@ class Builder {
       for (LayerInfo& l : layers_)
         if (l.name == s.name) l.group = group;
     kernels::PackedConv p;
-    if (dry_) return p;
+    int out_c = 0;
+    for (const SourceWeight& s : sources) out_c += static_cast<int>(s.shape[0]);
+    if (dry_) {  // no weights: describes the float plan a CPU load builds
+      p.algorithm = kernels::float_conv_algorithm(kernel, stride, pad, in_c, out_c);
+      return p;
+    }
     using kernels::Precision;
     Precision precision = precision_.mode;
     for (const SourceWeight& s : sources) {
       if (keep_float(s.name)) precision = Precision::F32;
       if (precision == Precision::I8 && !precision_.quantize_float_weights && !s.int8) precision = Precision::F32;
     }
-    int out_c = 0;
-    for (const SourceWeight& s : sources) out_c += static_cast<int>(s.shape[0]);
     const int64_t per = static_cast<int64_t>(in_c) * kernel * kernel;
     if (precision == Precision::I8) {
       std::vector<int8_t> q;

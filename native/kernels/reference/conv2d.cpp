@@ -5,8 +5,8 @@
 
 namespace fusediff::kernels::reference {
 
-// Keeps PyTorch's [out_c][in_c][k][k] order, for either algorithm: the reference computes the
-// definition, which both are checked against.
+// Keeps PyTorch's [out_c][in_c][k][k] order whatever algorithm is asked, and records Direct:
+// the reference computes the definition, which both algorithms are checked against.
 void pack_conv(const float* oihw, int out_c, int in_c, int kernel, ConvAlgorithm, PackedConv* out) {
   const size_t n = static_cast<size_t>(out_c) * in_c * kernel * kernel;
   out->data = AlignedBuffer(n * sizeof(float));
