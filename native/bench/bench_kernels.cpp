@@ -100,6 +100,28 @@ double attention_median_seconds(const KernelTable& t, const AttentionParams& p, 
   return median_of_calls([&] { t.attention(p, qkv.data(), out.data(), scratch.f32(), pool); });
 }
 
+// GroupNorm (+ SiLU) alone, 32 groups, on a [batch][pixels][channels] tensor.
+struct GroupNormCase {
+  const char* name;
+  int batch, pixels, channels;
+  bool silu;
+};
+
+double group_norm_median_seconds(const KernelTable& t, const GroupNormCase& c, ThreadPool& pool) {
+  std::mt19937 gen(3);
+  std::uniform_real_distribution<float> d(-1, 1);
+  GroupNormParams p;
+  p.batch = c.batch, p.pixels = c.pixels, p.channels = c.channels, p.groups = 32, p.silu = c.silu;
+  std::vector<float> x(static_cast<size_t>(c.batch) * c.pixels * c.channels), y(x.size()), gamma(c.channels),
+      beta(c.channels);
+  for (float& v : x) v = d(gen);
+  for (float& v : gamma) v = d(gen);
+  for (float& v : beta) v = d(gen);
+  p.gamma = gamma.data(), p.beta = beta.data();
+  AlignedBuffer scratch(static_cast<size_t>(t.group_norm_scratch_floats(p) + 16) * sizeof(float));
+  return median_of_calls([&] { t.group_norm(p, x.data(), y.data(), scratch.f32(), pool); });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -186,6 +208,27 @@ int main(int argc, char** argv) {
     for (const KernelTable* t : tables) {
       const double gflops = flop / attention_median_seconds(*t, a.p, pool) / 1e9;
       std::printf(" %7.1f (%4.0f%%)", gflops, 100 * gflops / peak);
+    }
+    std::printf("\n");
+  }
+  // GroupNorm reads its input twice (statistics, then normalize) and writes once: 12 bytes per
+  // element; ns per element tells SiLU's cost apart.
+  const GroupNormCase norm_cases[] = {
+      {"gn+silu 128@32x32 b8", 8, 1024, 128, true},
+      {"gn 128@32x32 b8", 8, 1024, 128, false},
+      {"gn+silu 256@16x16 b8", 8, 256, 256, true},
+      {"gn+silu 32@32x32 b16", 16, 1024, 32, true},
+  };
+  std::printf("%-26s", "group norm (GB/s, ns/elem)");
+  for (const KernelTable* t : tables) std::printf(" %16s", t->name);
+  std::printf("\n");
+  for (const GroupNormCase& c : norm_cases) {
+    if (only != nullptr && std::string(c.name).find(only) == std::string::npos) continue;
+    const double elements = static_cast<double>(c.batch) * c.pixels * c.channels;
+    std::printf("%-26s", c.name);
+    for (const KernelTable* t : tables) {
+      const double s = group_norm_median_seconds(*t, c, pool);
+      std::printf(" %6.1f (%5.3f)", 12 * elements / s / 1e9, s / elements * 1e9);
     }
     std::printf("\n");
   }
