@@ -13,7 +13,8 @@
 // input value per pixel against the panels' weight vectors for each (tap, ci). Unpadded
 // convolutions whose window lies inside the input (1x1) read the input rows directly. A
 // resampling folded into the read (Conv2dParams::input_resample: nearest 2x upsampling or 2x2
-// average pooling) is applied by the row copy.
+// average pooling) is applied by the row copy. Weights packed for Winograd
+// (PackedConv::algorithm) are handed to conv2d_winograd.cpp.
 //
 // This file is compiled once per ISA (see CMakeLists.txt) with different vector widths and
 // tile sizes: FUSEDIFF_ISA names the namespace, FUSEDIFF_VEC (floats per SIMD register),
@@ -209,8 +210,6 @@ class RowCache {
   int64_t key_[kSlots] = {};
   std::vector<float> rows_;
 };
-
-
 
 // Points the window at the input rows of output row oy: straight into the input when every
 // tap of the row is inside it (and nothing is folded into the read), else at padded copies
