@@ -123,6 +123,24 @@ describe('configs', () => {
   it('inconsistent structure', async () => {
     await expectCode(loadUNet(modelDir(goodWeights, { ...goodConfig, norm_num_groups: 5 })), 'E_CONFIG', /norm_num_groups/);
     await expectCode(loadUNet(modelDir(goodWeights, { ...goodConfig, up_block_types: ['UpBlock2D'] })), 'E_CONFIG', /up_block_types/);
+    // unet_basic has attention at its 32-channel level only; 12 does not divide 32.
+    await expectCode(loadUNet(modelDir(goodWeights, { ...goodConfig, attention_head_dim: 12 })), 'E_CONFIG', /attention_head_dim.*32/);
+  });
+  it('attention_head_dim constrains only the widths with attention, as in diffusers', async () => {
+    // 32 does not divide the attention-free 16-channel level (a valid diffusers config, and the
+    // training recipe's --channels 16,32): one head of 32 channels, the same model as no head size.
+    const x = Tensor.fromFloat32(new Float32Array(2 * 3 * 16 * 16).map((_, i) => Math.sin(i)), [2, 3, 16, 16]);
+    const outputs = [];
+    for (const attention_head_dim of [32, null]) {
+      const unet = await loadUNet(modelDir(goodWeights, { ...goodConfig, attention_head_dim }));
+      const y = await unet.forward(x, [10, 500]);
+      outputs.push(await y.toFloat32Array());
+      y.dispose();
+      unet.dispose();
+    }
+    x.dispose();
+    expect(outputs[0]).toEqual(outputs[1]);
+    expect(outputs[0].every(Number.isFinite)).toBe(true);
   });
   it('unsupported values name the key', async () => {
     await expectCode(loadUNet(modelDir(goodWeights, { ...goodConfig, down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'] })), 'E_UNSUPPORTED', /down_block_types.*CrossAttnDownBlock2D/);

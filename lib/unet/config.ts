@@ -212,10 +212,16 @@ function checkStructure(c: UNet2DConfig, where: string): void {
     err('down_block_types', `has ${c.down_block_types.length} entries but block_out_channels has ${levels}`);
   if (c.up_block_types.length !== levels)
     err('up_block_types', `has ${c.up_block_types.length} entries but block_out_channels has ${levels}`);
-  for (const ch of c.block_out_channels) {
+  for (const ch of c.block_out_channels)
     if (ch % c.norm_num_groups !== 0) err('norm_num_groups', `(${c.norm_num_groups}) must divide every block_out_channels entry (${ch})`);
-    if (c.attention_head_dim !== null && ch % c.attention_head_dim !== 0)
-      err('attention_head_dim', `(${c.attention_head_dim}) must divide every block_out_channels entry (${ch})`);
+  // As in diffusers, the head size only matters where there is attention: the Attn blocks'
+  // widths (up block i works at level levels-1-i) and the mid block's when add_attention.
+  if (c.attention_head_dim !== null) {
+    const attended = c.block_out_channels.filter(
+      (ch, i) => c.down_block_types[i] === 'AttnDownBlock2D' || c.up_block_types[levels - 1 - i] === 'AttnUpBlock2D' || (c.add_attention && i === levels - 1),
+    );
+    for (const ch of attended)
+      if (ch % c.attention_head_dim !== 0) err('attention_head_dim', `(${c.attention_head_dim}) must divide the width of every block with attention (${ch})`);
   }
   if (c.attn_norm_num_groups !== null && c.block_out_channels[levels - 1] % c.attn_norm_num_groups !== 0)
     err('attn_norm_num_groups', `(${c.attn_norm_num_groups}) must divide the last block width`);

@@ -141,12 +141,18 @@ class Builder {
       if (u != BlockKind::Up && u != BlockKind::AttnUp && u != BlockKind::ResnetUpsample)
         fail(ErrorCode::Config, std::string("up_block_types[") + std::to_string(i) + "] is the down block " + block_name(u));
     }
-    for (int v : ch) {
+    const size_t levels = ch.size();
+    for (size_t i = 0; i < levels; ++i) {
+      const int v = ch[i];
       if (v < 1 || v > 65536) fail(ErrorCode::Config, "block_out_channels value " + std::to_string(v) + " is out of range");
       check_groups(v, c_.norm_num_groups, "norm_num_groups");
-      if (c_.attention_head_dim && (*c_.attention_head_dim < 1 || v % *c_.attention_head_dim != 0))
+      // The head size only matters where there is attention (as in diffusers): the Attn
+      // blocks' widths (up block i works at level levels-1-i) and the mid block's.
+      const bool attended = c_.down_blocks[i] == BlockKind::AttnDown || c_.up_blocks[levels - 1 - i] == BlockKind::AttnUp ||
+                            (c_.add_attention && i + 1 == levels);
+      if (attended && c_.attention_head_dim && (*c_.attention_head_dim < 1 || v % *c_.attention_head_dim != 0))
         fail(ErrorCode::Config, "attention_head_dim " + std::to_string(*c_.attention_head_dim) +
-                                    " does not divide block width " + std::to_string(v));
+                                    " does not divide the width " + std::to_string(v) + " of a block with attention");
     }
     if (c_.attn_norm_num_groups) check_groups(ch.back(), *c_.attn_norm_num_groups, "attn_norm_num_groups");
   }
