@@ -68,7 +68,7 @@ def predict(model, x, batch_size=256):
 
 
 def load(path):
-    state = torch.load(path)
+    state = torch.load(path, map_location="cpu")
     model = TileClassifier(len(state["class_names"]))
     model.load_state_dict(state["model"])
     return model.eval(), state

@@ -63,9 +63,9 @@ class TeacherTime:
     """Fractional teacher timestep for a VE sigma, interpolated in ln(sigma) over the
     training grid sigma_t = sqrt((1 - abar_t) / abar_t), t = 0..T-1 (monotone increasing)."""
 
-    def __init__(self):
+    def __init__(self, device="cpu"):
         abar = diffusion.cosine_alphas_cumprod().double()
-        self.log_sigma = ((1 - abar) / abar).sqrt().log()
+        self.log_sigma = ((1 - abar) / abar).sqrt().log().to(device)
 
     def __call__(self, sigma):
         ls = sigma.double().log().clamp(self.log_sigma[0], self.log_sigma[-1])
@@ -135,16 +135,18 @@ def sampler_sigmas(steps, num_train_timesteps):
 
 @torch.no_grad()
 def sample(model, labels, steps, num_train_timesteps, generator=None, sample_size=32, channels=4):
-    """Multistep consistency sampling (Algorithm 1), as diffusers' CM pipeline runs it."""
-    labels = torch.as_tensor(labels, dtype=torch.long)
+    """Multistep consistency sampling (Algorithm 1), as diffusers' CM pipeline runs it, on the
+    model's device; the noise comes from `generator` on the CPU (device.py)."""
+    device = next(model.parameters()).device
+    labels = torch.as_tensor(labels, dtype=torch.long).to(device)
     n = labels.shape[0]
     sigmas = sampler_sigmas(steps, num_train_timesteps)
-    x = torch.randn(n, channels, sample_size, sample_size, generator=generator) * SIGMA_MAX
+    x = torch.randn(n, channels, sample_size, sample_size, generator=generator).to(device) * SIGMA_MAX
     for i, s in enumerate(sigmas):
-        x0 = consistency_fn(model, x, torch.full((n,), float(s)), labels).clamp(-1, 1)
+        x0 = consistency_fn(model, x, torch.full((n,), float(s), device=device), labels).clamp(-1, 1)
         if i + 1 == len(sigmas):
             return x0
         nxt = float(sigmas[i + 1])
-        z = torch.randn(x.shape, generator=generator)
+        z = torch.randn(x.shape, generator=generator).to(device)
         x = x0 + math.sqrt(nxt ** 2 - SIGMA_MIN ** 2) * z
     return x

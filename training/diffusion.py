@@ -87,19 +87,21 @@ def ddim_sample(model, class_labels, null_label, num_steps=50, guidance_scale=2.
     """Deterministic DDIM (eta = 0) with classifier-free guidance (Ho & Salimans 2022).
 
     Mirrors diffusers' DDIMScheduler.step with the config above: v-prediction,
-    x0 clipped to [-1, 1], prev_t = t - T // n, abar_prev = 1 past the end.
+    x0 clipped to [-1, 1], prev_t = t - T // n, abar_prev = 1 past the end. Runs on the
+    model's device; the initial noise comes from `generator` on the CPU (device.py).
     """
-    abar = cosine_alphas_cumprod()
-    labels = torch.as_tensor(class_labels, dtype=torch.long)
+    device = next(model.parameters()).device
+    abar = cosine_alphas_cumprod().to(device)
+    labels = torch.as_tensor(class_labels, dtype=torch.long).to(device)
     n = labels.shape[0]
-    x = torch.randn(n, channels, sample_size, sample_size, generator=generator)
+    x = torch.randn(n, channels, sample_size, sample_size, generator=generator).to(device)
     both_labels = torch.cat([labels, torch.full_like(labels, null_label)])
     for t in ddim_timesteps(num_steps):
-        v_cond, v_uncond = model(torch.cat([x, x]), torch.full((2 * n,), float(t)), both_labels).chunk(2)
+        v_cond, v_uncond = model(torch.cat([x, x]), torch.full((2 * n,), float(t), device=device), both_labels).chunk(2)
         v = v_uncond + guidance_scale * (v_cond - v_uncond)
         a_t = abar[t]
         prev = t - NUM_TRAIN_TIMESTEPS // num_steps
-        a_prev = abar[prev] if prev >= 0 else torch.tensor(1.0)
+        a_prev = abar[prev] if prev >= 0 else torch.tensor(1.0, device=device)
         x0 = (a_t.sqrt() * x - (1 - a_t).sqrt() * v).clamp(-1, 1)
         eps = a_t.sqrt() * v + (1 - a_t).sqrt() * x
         x = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
@@ -108,6 +110,6 @@ def ddim_sample(model, class_labels, null_label, num_steps=50, guidance_scale=2.
 
 def to_rgba_uint8(x):
     """[-1, 1] NCHW straight RGBA -> uint8 NHWC; colour is zeroed where alpha is zero."""
-    images = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    images = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
     images[images[..., 3] == 0, :3] = 0
     return images

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 import consistency
+import device as devices
 import diffusion
 import previews
 import train_teacher
@@ -84,6 +85,7 @@ def parse_args():
                    help="warm start: begin from this distillation checkpoint's student, target and EMA weights "
                         "(a run against an earlier teacher) instead of the teacher; use with --retime-steps 0, "
                         "since its time input is already re-timed")
+    devices.add_argument(p)
     return p.parse_args()
 
 
@@ -94,17 +96,17 @@ def pseudo_huber(a, b):
 
 
 def augment(x0, labels, flip_ok, null_label, label_drop):
-    batch = x0.shape[0]
-    flip = flip_ok[labels] & (torch.rand(batch) < 0.5)
+    batch, device = x0.shape[0], x0.device
+    flip = flip_ok[labels] & (torch.rand(batch, device=device) < 0.5)
     x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(3), x0)
-    labels = torch.where(torch.rand(batch) < label_drop, torch.full_like(labels, null_label), labels)
+    labels = torch.where(torch.rand(batch, device=device) < label_drop, torch.full_like(labels, null_label), labels)
     return x0, labels
 
 
 def retime_loss(student, teacher, teacher_time, x0, labels, null_label, guidance_scale, grid):
     batch = x0.shape[0]
     # sigma uniform in the grid's rho-space: the same spread of noise levels CD will visit.
-    u = torch.rand(batch, dtype=torch.float64)
+    u = torch.rand(batch, dtype=torch.float64, device=x0.device)
     lo, hi = grid[0] ** (1 / consistency.RHO), grid[-1] ** (1 / consistency.RHO)
     sigma = ((lo + u * (hi - lo)) ** consistency.RHO).float()
     x = x0 + sigma.view(-1, 1, 1, 1) * torch.randn_like(x0)
@@ -114,7 +116,7 @@ def retime_loss(student, teacher, teacher_time, x0, labels, null_label, guidance
 
 def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, guidance_scale, grid):
     batch = x0.shape[0]
-    n = torch.randint(0, len(grid) - 1, (batch,))
+    n = torch.randint(0, len(grid) - 1, (batch,), device=x0.device)
     s_lo, s_hi = grid[n].float(), grid[n + 1].float()
     x_hi = x0 + s_hi.view(-1, 1, 1, 1) * torch.randn_like(x0)
     x_lo = consistency.teacher_euler_step(teacher, teacher_time, x_hi, s_hi, s_lo, labels, null_label, guidance_scale)
@@ -126,7 +128,7 @@ def cd_loss(student, target_net, teacher, teacher_time, x0, labels, null_label, 
 class OdeTargets:
     """Fixed (noise, label, ODE endpoint) triples of ode_targets.py files, checked against this run."""
 
-    def __init__(self, paths, num_boundaries, guidance_scale, teacher_step):
+    def __init__(self, paths, num_boundaries, guidance_scale, teacher_step, device):
         z, labels, endpoints, seeds = [], [], [], set()
         for path in paths:
             data = np.load(path)
@@ -141,14 +143,14 @@ class OdeTargets:
             z.append(data["z"])
             labels.append(data["labels"])
             endpoints.append(data["endpoints"])
-        self.z = torch.from_numpy(np.concatenate(z))
-        self.labels = torch.from_numpy(np.concatenate(labels)).long()
-        self.endpoints = torch.from_numpy(np.concatenate(endpoints))
+        self.z = torch.from_numpy(np.concatenate(z)).to(device)
+        self.labels = torch.from_numpy(np.concatenate(labels)).long().to(device)
+        self.endpoints = torch.from_numpy(np.concatenate(endpoints)).to(device)
 
     def loss(self, student, batch):
         """Mean d(f_theta(sigma_max z, sigma_max, y), endpoint) over a random batch of the triples."""
-        idx = torch.randint(0, len(self.z), (batch,))
-        sigma = torch.full((batch,), consistency.SIGMA_MAX)
+        idx = torch.randint(0, len(self.z), (batch,), device=self.z.device)
+        sigma = torch.full((batch,), consistency.SIGMA_MAX, device=self.z.device)
         pred = consistency.consistency_fn(student, consistency.SIGMA_MAX * self.z[idx], sigma, self.labels[idx])
         return pseudo_huber(pred, self.endpoints[idx]).mean()
 
@@ -173,33 +175,33 @@ def frozen_copy(model):
 
 def main():
     args = parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    device = devices.resolve(args.device)
     os.makedirs(args.run_dir, exist_ok=True)
     log = train_teacher.Log(os.path.join(args.run_dir, "train.log"))
     ckpt_path = os.path.join(args.run_dir, CHECKPOINT)
     teacher_path = os.path.join(args.run_dir, TEACHER_COPY)
 
-    train_x, train_y, _, _, class_names = train_teacher.load_data(args.data)
+    train_x, train_y, _, _, class_names = train_teacher.load_data(args.data, device)
     num_classes = len(class_names)
     null_label = num_classes
-    flip_ok = torch.tensor([name in train_teacher.FLIP_CLASSES for name in class_names] + [False])
+    flip_ok = torch.tensor([name in train_teacher.FLIP_CLASSES for name in class_names] + [False], device=device)
 
     if not os.path.exists(teacher_path):
-        state = torch.load(os.path.join(args.teacher_run, train_teacher.CHECKPOINT))
+        state = devices.load(os.path.join(args.teacher_run, train_teacher.CHECKPOINT))
         torch.save({"config": state["config"], "class_names": state["class_names"], "step": state["step"],
                     "ema": state["ema"]}, teacher_path)
-    tstate = torch.load(teacher_path)
+    tstate = devices.load(teacher_path)
     if tstate["class_names"] != class_names:
         raise SystemExit(f"{teacher_path} was trained on other classes than {args.data}")
     config = tstate["config"]
     teacher = unet.UNet2DModel(config)
     teacher.load_state_dict(tstate["ema"])
-    teacher = frozen_copy(teacher)
-    teacher_time = consistency.TeacherTime()
-    grid = torch.from_numpy(consistency.karras_sigmas(args.num_boundaries))
+    teacher = frozen_copy(teacher.to(device))
+    teacher_time = consistency.TeacherTime(device)
+    grid = torch.from_numpy(consistency.karras_sigmas(args.num_boundaries)).to(device)
 
     torch.manual_seed(args.seed)
-    student = unet.UNet2DModel(config)
+    student = unet.UNet2DModel(config).to(device)
     consistency.student_from_teacher(student, teacher)
     target_net = frozen_copy(student)
     ema = frozen_copy(student)
@@ -208,22 +210,23 @@ def main():
     prior_steps = 0  # distillation steps of the runs this one was warm-started from
 
     if os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path)
+        state = devices.load(ckpt_path)
         if state["config"] != config or state["num_boundaries"] != args.num_boundaries:
             raise SystemExit(f"{ckpt_path} was made with another config or grid; use a fresh --run-dir")
         student.load_state_dict(state["model"])
         target_net.load_state_dict(state["target"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        devices.set_rng_state(state, device)
         step, trained_seconds = state["step"], state["trained_seconds"]
         prior_steps = state.get("prior_steps", 0)
-        log(f"resumed from {ckpt_path} at step {step}")
+        log(f"resumed from {ckpt_path} at step {step} on {devices.describe(device)}")
     else:
-        log(f"new distillation run from teacher step {tstate['step']}; grid {grid.tolist()}")
+        log(f"new distillation run on {devices.describe(device)} from teacher step {tstate['step']}; "
+            f"grid {grid.tolist()}")
         log(f"args: {vars(args)}")
         if args.init_student:
-            init = torch.load(args.init_student)
+            init = devices.load(args.init_student)
             if init["config"] != config or init["num_boundaries"] != args.num_boundaries:
                 raise SystemExit(f"{args.init_student} has another config or grid than this run")
             student.load_state_dict(init["model"])
@@ -234,7 +237,7 @@ def main():
 
     ode = None
     if args.ode_targets:
-        ode = OdeTargets(args.ode_targets, args.num_boundaries, args.guidance_scale, tstate["step"])
+        ode = OdeTargets(args.ode_targets, args.num_boundaries, args.guidance_scale, tstate["step"], device)
         log(f"one-step term: {len(ode.z)} ODE endpoints from {args.ode_targets}, weight {args.ode_weight}")
 
     if step >= args.max_steps:
@@ -247,7 +250,7 @@ def main():
             "num_boundaries": args.num_boundaries, "teacher_step": tstate["step"], "args": vars(args),
             "prior_steps": prior_steps,
             "model": student.state_dict(), "target": target_net.state_dict(), "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(), **devices.rng_state(device),
         })
         log(f"checkpoint at step {step}")
 
@@ -259,7 +262,7 @@ def main():
     last_ckpt, last_ckpt_step = time.time(), step
     window_start, window_loss, window_steps, window_ode = time.time(), 0.0, 0, 0.0
     while step < args.max_steps and not stop["requested"]:
-        idx = torch.randint(0, len(train_x), (args.batch_size,))
+        idx = torch.randint(0, len(train_x), (args.batch_size,), device=device)
         x0, labels = augment(train_x[idx], train_y[idx], flip_ok, null_label, args.label_drop)
         retiming = step < args.retime_steps
         if retiming:

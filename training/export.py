@@ -30,6 +30,7 @@ import os
 import torch
 
 import consistency
+import device as devices
 import diffusion
 import distill
 import safetensors_io
@@ -51,7 +52,7 @@ def main():
     out = args.out or f"/work/fusediff-train/export/tiles32-{args.kind}"
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
-    state = torch.load(os.path.join(run_dir, CHECKPOINT))
+    state = devices.load(os.path.join(run_dir, CHECKPOINT))
     model = unet.UNet2DModel(state["config"])
     model.load_state_dict(state["ema"])
     model.eval()

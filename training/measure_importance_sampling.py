@@ -31,7 +31,7 @@ def main():
     p.add_argument("--buckets", type=int, default=20)
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    state = torch.load(os.path.join(args.run_dir, train_teacher.CHECKPOINT))
+    state = torch.load(os.path.join(args.run_dir, train_teacher.CHECKPOINT), map_location="cpu")
     model = unet.UNet2DModel(state["config"])
     model.load_state_dict(state["ema"])
     model.eval()

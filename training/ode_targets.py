@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 import consistency
+import device as devices
 import unet
 
 
@@ -49,13 +50,14 @@ def parse_args():
     p.add_argument("--guidance-scale", type=float, default=2.0, help="as the distill run")
     p.add_argument("--label-drop", type=float, default=0.1, help="share of samples with the null class")
     p.add_argument("--seed", type=int, help="noise and labels (default 1234; 0 with --gap, noise the targets never saw)")
+    devices.add_argument(p)
     return p.parse_args()
 
 
 @torch.no_grad()
 def solve(teacher, teacher_time, z, labels, null_label, guidance_scale, grid):
     """Euler steps of the guided teacher from sigma_max z down the grid (distill.cd_loss's step)."""
-    sigmas = grid.flip(0).float()  # descending
+    sigmas = grid.flip(0).float().to(z.device)  # descending
     x = sigmas[0] * z
     for s_hi, s_lo in zip(sigmas[:-1], sigmas[1:]):
         x = consistency.teacher_euler_step(teacher, teacher_time, x, s_hi.repeat(len(z)), s_lo.repeat(len(z)),
@@ -65,11 +67,12 @@ def solve(teacher, teacher_time, z, labels, null_label, guidance_scale, grid):
 
 def main():
     args = parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    tstate = torch.load(os.path.join(args.run_dir, "teacher.pt"))
+    device = devices.resolve(args.device)
+    tstate = devices.load(os.path.join(args.run_dir, "teacher.pt"))
     teacher = unet.UNet2DModel(tstate["config"])
     teacher.load_state_dict(tstate["ema"])
-    teacher.eval()
+    teacher.to(device).eval()
+    teacher_time = consistency.TeacherTime(device)
     num_classes = len(tstate["class_names"])
     grid = torch.from_numpy(consistency.karras_sigmas(args.num_boundaries))
     if args.seed is None:
@@ -78,20 +81,26 @@ def main():
     z = torch.randn(args.count, 4, 32, 32, generator=gen)
     labels = torch.randint(0, num_classes, (args.count,), generator=gen)
     labels = torch.where(torch.rand(args.count, generator=gen) < args.label_drop, torch.full_like(labels, num_classes), labels)
+    # z and labels are drawn on the CPU from the seeded generator, so they do not depend on --device.
     ends = torch.empty_like(z)
     start = time.time()
     for i in range(0, args.count, args.batch_size):
         sl = slice(i, min(args.count, i + args.batch_size))
-        ends[sl] = solve(teacher, consistency.TeacherTime(), z[sl], labels[sl], num_classes, args.guidance_scale, grid)
+        ends[sl] = solve(teacher, teacher_time, z[sl].to(device), labels[sl].to(device), num_classes,
+                         args.guidance_scale, grid).cpu()
         print(f"{sl.stop}/{args.count} samples, {time.time() - start:.0f} s", flush=True)
     if args.gap:
-        state = torch.load(args.gap)
+        state = devices.load(args.gap)
         student = unet.UNet2DModel(state["config"])
         student.load_state_dict(state["ema"])
-        student.eval()
+        student.to(device).eval()
         with torch.no_grad():
-            sigma = torch.full((args.count,), consistency.SIGMA_MAX)
-            one_step = consistency.consistency_fn(student, consistency.SIGMA_MAX * z, sigma, labels).clamp(-1, 1)
+            one_step = torch.empty_like(z)
+            for i in range(0, args.count, args.batch_size):
+                sl = slice(i, min(args.count, i + args.batch_size))
+                sigma = torch.full((sl.stop - i,), consistency.SIGMA_MAX, device=device)
+                one_step[sl] = consistency.consistency_fn(student, consistency.SIGMA_MAX * z[sl].to(device), sigma,
+                                                          labels[sl].to(device)).clamp(-1, 1).cpu()
         gap = float(((one_step - ends.clamp(-1, 1)) ** 2).mean().sqrt())
         print(f"{args.gap}: step {state['step']} (+{state.get('prior_steps', 0)} before), ODE gap {gap:.4f} "
               f"over {args.count} samples (seed {args.seed})")

@@ -3,6 +3,8 @@
 Usage:
     cd training && nohup nice -n 19 env OMP_NUM_THREADS=2 /usr/bin/python3 train_teacher.py \
         [--data /work/fusediff-train/data/tiles.npz] [--run-dir /work/fusediff-train/teacher] &
+    # on a CUDA GPU (picked automatically with the default --device auto), a larger model:
+    python3 train_teacher.py --run-dir RUN --channels 64,128,256 --layers-per-block 2 --batch-size 256
 
 The run directory (default $FUSEDIFF_TEACHER_DIR or /work/fusediff-train/teacher)
 receives checkpoint.pt (model, EMA, optimizer, step, RNG state; rewritten
@@ -32,19 +34,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import device as devices
 import diffusion
 import previews
 import unet
 
-# The teacher network; num_class_embeds is filled in from the dataset.
+# The teacher network; block_out_channels, layers_per_block and the block types come from
+# --channels / --layers-per-block (teacher_config), num_class_embeds from the dataset.
 TEACHER_CONFIG = {
     "sample_size": 32,
     "in_channels": 4,
     "out_channels": 4,
-    "block_out_channels": [32, 64, 128],
-    "layers_per_block": 1,
-    "down_block_types": ["DownBlock2D", "DownBlock2D", "AttnDownBlock2D"],
-    "up_block_types": ["AttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
     "attention_head_dim": 32,
     "norm_num_groups": 16,
     "attn_norm_num_groups": 16,
@@ -56,6 +56,32 @@ TEACHER_CONFIG = {
 }
 FLIP_CLASSES = ("floor", "wall", "monster")
 CHECKPOINT = "checkpoint.pt"
+
+
+def teacher_config(channels, layers_per_block, num_classes):
+    """UNet2DModel config: one resolution level per entry of `channels` (each halving the
+    32x32 input), self-attention at the lowest resolution only (where it is cheapest and the
+    receptive field needs it), the null class as the last class id."""
+    groups, head = TEACHER_CONFIG["norm_num_groups"], TEACHER_CONFIG["attention_head_dim"]
+    if not 2 <= len(channels) <= 5:
+        raise SystemExit(f"--channels: 2 to 5 levels for 32x32 tiles, got {len(channels)}")
+    if any(c <= 0 or c % groups for c in channels) or channels[-1] % head:
+        raise SystemExit(f"--channels {channels}: every level must be a multiple of {groups} (GroupNorm groups) "
+                         f"and the last of {head} (attention head size)")
+    if layers_per_block < 1:
+        raise SystemExit("--layers-per-block must be at least 1")
+    levels = len(channels)
+    return dict(TEACHER_CONFIG, block_out_channels=list(channels), layers_per_block=layers_per_block,
+                down_block_types=["DownBlock2D"] * (levels - 1) + ["AttnDownBlock2D"],
+                up_block_types=["AttnUpBlock2D"] + ["UpBlock2D"] * (levels - 1),
+                num_class_embeds=num_classes + 1)
+
+
+def channel_list(text):
+    try:
+        return [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
 
 
 def parse_args():
@@ -74,6 +100,10 @@ def parse_args():
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--eval-every", type=int, default=1000, help="held-out loss and preview grid")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", type=channel_list, default=[32, 64, 128],
+                   help="block_out_channels, one level per entry (default 32,64,128: the shipped 2.9M-parameter teacher)")
+    p.add_argument("--layers-per-block", type=int, default=1)
+    devices.add_argument(p)
     return p.parse_args()
 
 
@@ -90,15 +120,17 @@ class Log:
             f.write(line + "\n")
 
 
-def load_data(path):
+def load_data(path, device="cpu"):
+    """(train images, train labels, held-out images, held-out labels, class names) on `device`
+    (a few thousand 32x32 tiles: tens of MB, so the whole set lives there)."""
     data = np.load(path)
     class_names = [str(c) for c in data["class_names"]]
 
     def prep(images):  # uint8 NHWC straight RGBA -> float NCHW in [-1, 1]
-        return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+        return (torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1).to(device)
 
-    return (prep(data["train_images"]), torch.from_numpy(data["train_labels"]),
-            prep(data["val_images"]), torch.from_numpy(data["val_labels"]), class_names)
+    return (prep(data["train_images"]), torch.from_numpy(data["train_labels"]).to(device),
+            prep(data["val_images"]), torch.from_numpy(data["val_labels"]).to(device), class_names)
 
 
 def ema_decay(base, step):
@@ -113,11 +145,11 @@ def ema_update(ema, model, decay):
 
 
 def training_loss(model, x0, labels, abar, null_label, label_drop, flip_ok):
-    batch = x0.shape[0]
-    flip = flip_ok[labels] & (torch.rand(batch) < 0.5)
+    batch, device = x0.shape[0], x0.device
+    flip = flip_ok[labels] & (torch.rand(batch, device=device) < 0.5)
     x0 = torch.where(flip.view(-1, 1, 1, 1), x0.flip(3), x0)
-    labels = torch.where(torch.rand(batch) < label_drop, torch.full_like(labels, null_label), labels)
-    t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (batch,))
+    labels = torch.where(torch.rand(batch, device=device) < label_drop, torch.full_like(labels, null_label), labels)
+    t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (batch,), device=device)
     eps = torch.randn_like(x0)
     a = abar[t]
     x_t = diffusion.add_noise(x0, eps, a)
@@ -128,8 +160,8 @@ def training_loss(model, x0, labels, abar, null_label, label_drop, flip_ok):
 def heldout_loss(model, images, labels, abar, batch_size=128):
     """v-MSE on the held-out split with fixed t and noise, so values are comparable over time."""
     g = torch.Generator().manual_seed(1234)
-    t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (images.shape[0],), generator=g)
-    eps = torch.randn(images.shape, generator=g)
+    t = torch.randint(0, diffusion.NUM_TRAIN_TIMESTEPS, (images.shape[0],), generator=g).to(images.device)
+    eps = torch.randn(images.shape, generator=g).to(images.device)
     total = 0.0
     for i in range(0, images.shape[0], batch_size):
         sl = slice(i, i + batch_size)
@@ -157,20 +189,20 @@ def save_checkpoint(path, state):
 
 def main():
     args = parse_args()
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    device = devices.resolve(args.device)
     os.makedirs(args.run_dir, exist_ok=True)
     log = Log(os.path.join(args.run_dir, "train.log"))
     ckpt_path = os.path.join(args.run_dir, CHECKPOINT)
 
-    train_x, train_y, val_x, val_y, class_names = load_data(args.data)
+    train_x, train_y, val_x, val_y, class_names = load_data(args.data, device)
     num_classes = len(class_names)
     null_label = num_classes
-    flip_ok = torch.tensor([name in FLIP_CLASSES for name in class_names] + [False])
-    config = dict(TEACHER_CONFIG, num_class_embeds=num_classes + 1)
-    abar = diffusion.cosine_alphas_cumprod()
+    flip_ok = torch.tensor([name in FLIP_CLASSES for name in class_names] + [False], device=device)
+    config = teacher_config(args.channels, args.layers_per_block, num_classes)
+    abar = diffusion.cosine_alphas_cumprod().to(device)
 
     torch.manual_seed(args.seed)
-    model = unet.UNet2DModel(config)
+    model = unet.UNet2DModel(config).to(device)
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -178,18 +210,18 @@ def main():
     step, trained_seconds = 0, 0.0
 
     if os.path.exists(ckpt_path):
-        state = torch.load(ckpt_path)
+        state = devices.load(ckpt_path)
         if state["config"] != config or state["class_names"] != class_names:
-            raise SystemExit(f"{ckpt_path} was made with another model config or dataset; "
-                             "use a fresh --run-dir")
+            raise SystemExit(f"{ckpt_path} was made with another model config (--channels, --layers-per-block) "
+                             "or dataset; use the run's own options or a fresh --run-dir")
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
+        devices.set_rng_state(state, device)
         step, trained_seconds = state["step"], state["trained_seconds"]
-        log(f"resumed from {ckpt_path} at step {step}")
+        log(f"resumed from {ckpt_path} at step {step} on {devices.describe(device)}")
     else:
-        log(f"new run: {unet.count_parameters(model)} parameters, config {config}")
+        log(f"new run on {devices.describe(device)}: {unet.count_parameters(model)} parameters, config {config}")
         log(f"data: {len(train_x)} train / {len(val_x)} held-out tiles, classes {class_names}")
         log(f"args: {vars(args)}")
 
@@ -202,7 +234,7 @@ def main():
             "step": step, "trained_seconds": trained_seconds, "config": config,
             "class_names": class_names, "args": vars(args),
             "model": model.state_dict(), "ema": ema.state_dict(),
-            "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
+            "optimizer": optimizer.state_dict(), **devices.rng_state(device),
         })
         log(f"checkpoint at step {step}")
 
@@ -221,7 +253,7 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        idx = torch.randint(0, len(train_x), (args.batch_size,))
+        idx = torch.randint(0, len(train_x), (args.batch_size,), device=device)
         loss = training_loss(model, train_x[idx], train_y[idx], abar, null_label, args.label_drop, flip_ok)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
