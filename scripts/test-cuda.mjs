@@ -9,7 +9,9 @@
 //   2. dist-gpu/checks.js (test/gpu/checks.ts bundled; plain Node, no vitest): the diffusers
 //      fixtures (UNet forwards, end-to-end samplings) on CUDA (fp32 at the fixtures' own
 //      tolerances, TF32/BF16 at the relative tolerances of test/helpers/device.ts), whole
-//      samplings CPU vs CUDA with the same seeds, one-step consistency images/s.
+//      samplings CPU vs CUDA with the same seeds, one-step consistency images/s;
+//   3. the training recipe end to end on the GPU (training/smoke_test.py --device cuda, needs
+//      dist/ and a python3 whose PyTorch sees the GPU; reported as not run otherwise).
 // Writes every figure to bench/results-cuda.md. Without a usable GPU it exits 1 with one line.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -80,6 +82,22 @@ if (!existsSync(checks)) {
   console.log(`(${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
+// 3. The training recipe on the GPU: PyTorch is a dev tool, so a machine without a CUDA
+// PyTorch skips this (said in the results), but one that has it must pass.
+let recipe = 'not run';
+const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)']).status === 0);
+if (!python) {
+  recipe = 'not run: no python3 with a CUDA PyTorch';
+} else if (!existsSync(path.join('dist', 'index.js'))) {
+  failures.push('dist/index.js is missing for the recipe smoke test (npm run build)');
+} else {
+  console.log('\n== training/smoke_test.py --device cuda');
+  const t0 = Date.now();
+  const r = spawnSync(python, ['smoke_test.py', '--device', 'cuda'], { cwd: 'training', stdio: 'inherit' });
+  recipe = r.status === 0 ? `passed (${((Date.now() - t0) / 1000).toFixed(0)} s)` : '**failed**';
+  if (r.status !== 0) failures.push('training recipe on CUDA failed');
+}
+
 // The results file.
 let commit = 'unknown';
 try {
@@ -91,6 +109,8 @@ const lines = [
   '',
   `Commit ${commit}, ${new Date().toISOString()}; ${dev.name} (compute ${dev.computeCapability}, ${dev.multiprocessors} SMs, ${(dev.totalMemory / 2 ** 30).toFixed(0)} GiB); ${info.build}; ${os.cpus().length} CPU threads.`,
   `Total wall time ${((Date.now() - started) / 1000).toFixed(0)} s. ${failures.length ? `**FAILED**: ${failures.join('; ')}` : 'All checks passed.'}`,
+  '',
+  `Training recipe on CUDA (training/smoke_test.py --device cuda): ${recipe}.`,
   '',
 ];
 const section = (title, rows, columns) => {
