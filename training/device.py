@@ -42,7 +42,9 @@ def resolve(name):
         if not torch.cuda.is_available():
             raise SystemExit(f"--device {name}: this PyTorch ({torch.__version__}, CUDA {torch.version.cuda}) "
                              "sees no CUDA device; use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
+        if device.index is None:  # name the device: torch.cuda.set_device refuses a bare "cuda"
+            device = torch.device("cuda", torch.cuda.current_device())
+        if device.index >= torch.cuda.device_count():
             raise SystemExit(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s)")
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = True
