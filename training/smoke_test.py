@@ -71,6 +71,15 @@ def run(*args):
     subprocess.run([sys.executable, *args], cwd=HERE, check=True)
 
 
+def expect_log(run_dir, *phrases):
+    """The run's train.log says what the step should have done (a resume, a warm start)."""
+    with open(os.path.join(run_dir, "train.log")) as f:
+        text = f.read()
+    missing = [p for p in phrases if p not in text]
+    if missing:
+        raise SystemExit(f"{run_dir}/train.log lacks {missing}")
+
+
 def check_with_fusediff(export_dir, work):
     """fusediff's forward on the export's reference input vs PyTorch's float64 output."""
     ref, _ = safetensors_io.read(os.path.join(export_dir, "reference_io.safetensors"))
@@ -110,6 +119,7 @@ def main():
         teach = ["train_teacher.py", *tiny, "--run-dir", teacher, "--channels", "16,32", "--eval-every", "3", *dev]
         run(*teach, "--max-steps", "3")
         run(*teach, "--max-steps", "5")  # resumes from the step-3 checkpoint
+        expect_log(teacher, "resumed from", "checkpoint.pt at step 3 on", "finished: 5 steps")
         run("distill.py", *tiny, "--teacher-run", teacher, "--run-dir", student, "--retime-steps", "2",
             "--max-steps", "4", "--eval-every", "4", *dev)
         targets = os.path.join(work, "ode_targets.npz")
@@ -117,6 +127,7 @@ def main():
         run("distill.py", *tiny, "--teacher-run", teacher, "--run-dir", student2, "--init-student",
             os.path.join(student, "checkpoint.pt"), "--retime-steps", "0", "--max-steps", "2", "--eval-every", "2",
             "--ode-targets", targets, *dev)
+        expect_log(student2, "warm start from", "one-step term: 6 ODE endpoints", "finished: 2 steps")
         run("ode_targets.py", "--run-dir", student2, "--gap", os.path.join(student2, "checkpoint.pt"),
             "--count", "6", "--batch-size", "4", *dev)
         exports = {"student": os.path.join(work, "export-student"), "teacher": os.path.join(work, "export-teacher")}
