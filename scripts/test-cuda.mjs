@@ -85,9 +85,10 @@ if (!existsSync(checks)) {
 // 3. The training recipe on the GPU: PyTorch is a dev tool, so a machine without a CUDA
 // PyTorch skips this (said in the results), but one that has it must pass.
 let recipe = 'not run';
-const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)']).status === 0);
+const probe = 'import sys, numpy, PIL, torch; sys.exit(0 if torch.cuda.is_available() else 1)';
+const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', probe]).status === 0);
 if (!python) {
-  recipe = 'not run: no python3 with a CUDA PyTorch';
+  recipe = 'not run: no python3 with NumPy, Pillow and a PyTorch that sees the GPU';
 } else if (!existsSync(path.join('dist', 'index.js'))) {
   failures.push('dist/index.js is missing for the recipe smoke test (npm run build)');
 } else {
