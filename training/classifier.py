@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import device as devices
 import train_teacher
 
 FEATURES = 128
@@ -68,7 +69,7 @@ def predict(model, x, batch_size=256):
 
 
 def load(path):
-    state = torch.load(path, map_location="cpu")
+    state = devices.load(path)
     model = TileClassifier(len(state["class_names"]))
     model.load_state_dict(state["model"])
     return model.eval(), state

@@ -19,6 +19,7 @@ import os
 
 import torch
 
+import device as devices
 import diffusion
 import train_teacher
 import unet
@@ -31,7 +32,7 @@ def main():
     p.add_argument("--buckets", type=int, default=20)
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    state = torch.load(os.path.join(args.run_dir, train_teacher.CHECKPOINT), map_location="cpu")
+    state = devices.load(os.path.join(args.run_dir, train_teacher.CHECKPOINT))
     model = unet.UNet2DModel(state["config"])
     model.load_state_dict(state["ema"])
     model.eval()

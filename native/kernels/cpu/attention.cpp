@@ -16,10 +16,10 @@
 // FlashAttention-style) softmax over 96- or 288-key blocks, which keeps a block's scores in L1
 // and rescales the running output per block, measured 3-10 % slower here from 64 to 4,096
 // tokens and no faster at 4,096 tokens with 256-wide heads (branch attention-streaming); the
-// hardware prefetchers stream whole rows from L2 well, even where 4,096 x 64 scores fill it. Register tiles follow the convolutions'
-// (FUSEDIFF_TILE_PIXELS x FUSEDIFF_TILE_PANELS x 16 floats). Each output row is computed by
-// exactly one work item: results do not depend on the thread count. Compiled once per ISA
-// like conv2d.cpp.
+// hardware prefetchers stream whole rows from L2 well, even where 4,096 x 64 scores fill it.
+// Register tiles follow the convolutions' (FUSEDIFF_TILE_PIXELS x FUSEDIFF_TILE_PANELS x 16
+// floats). Each output row is computed by exactly one work item: results do not depend on the
+// thread count. Compiled once per ISA like conv2d.cpp.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
