@@ -196,6 +196,7 @@ int main(int argc, char** argv) {
       {"attn imnet 256t 576c/9", {1, 256, 576, 9}},
       {"attn tiles 64t 128c/4 b16", {16, 64, 128, 4}},
       // 64x64 tokens: where whole score rows (4096 x 64 floats, 1 MiB per thread) fill L2.
+      {"attn 4096t 256c/4", {1, 4096, 256, 4}},
       {"attn 4096t 512c/2", {1, 4096, 512, 2}},
   };
   std::printf("%-26s", "attention (QK^T, PV)");

@@ -150,9 +150,10 @@ TEST_CASE("conv2d: every fast table matches the reference, thread-count independ
 
 TEST_CASE("attention: every fast table matches the reference, thread-count independent") {
   ThreadPool one(1), two(2);
-  // Head sizes below, at and above a vector; token counts that leave partial key blocks.
-  const AttentionParams cases[] = {{2, 70, 24, 3}, {1, 256, 64, 1}, {1, 5, 8, 1},    {2, 64, 128, 2},
-                                   {1, 100, 40, 2}, {1, 131, 96, 3}, {1, 67, 256, 1}};
+  // Head sizes below, at and above a vector; token counts that leave partial score tiles, and
+  // 2,100 tokens: three steps of the streaming softmax (key blocks of about 1,024), the last short.
+  const AttentionParams cases[] = {{2, 70, 24, 3},  {1, 256, 64, 1}, {1, 5, 8, 1},    {2, 64, 128, 2},
+                                   {1, 100, 40, 2}, {1, 131, 96, 3}, {1, 67, 256, 1}, {1, 2100, 16, 2}};
   uint32_t seed = 42;
   for (const AttentionParams& p : cases) {
     const auto qkv = random_vector(static_cast<size_t>(p.batch) * p.tokens * 3 * p.channels, seed++, 2.0f);
@@ -182,6 +183,29 @@ TEST_CASE("attention: every fast table matches the reference, thread-count indep
     std::vector<float> y(static_cast<size_t>(p.batch) * p.tokens * p.channels);
     table->attention(p, ones.data(), y.data(), scratch.data(), two);
     for (float v : y) CHECK_NEAR(v, 1.0f, 1e-5f);
+  }
+}
+
+TEST_CASE("attention: the streaming softmax rescales earlier key blocks when a later one holds the maximum") {
+  ThreadPool two(2);
+  // Scores rise along the keys (k_j = 12 j / tokens in every channel, q = 1, d = 8: from 0 to ~34), so each
+  // key block raises the running maximum and every earlier block's sums must shrink by exp(old - new max).
+  AttentionParams p{1, 2100, 8, 1};
+  std::vector<float> qkv = random_vector(static_cast<size_t>(p.tokens) * 3 * p.channels, 7, 1.0f);
+  for (int j = 0; j < p.tokens; ++j)
+    for (int c = 0; c < p.channels; ++c) {
+      qkv[static_cast<size_t>(j) * 3 * p.channels + c] = 1.0f;
+      qkv[static_cast<size_t>(j) * 3 * p.channels + p.channels + c] = 12.0f * j / p.tokens;
+    }
+  std::vector<float> expected(static_cast<size_t>(p.tokens) * p.channels);
+  reference_kernels().attention(p, qkv.data(), expected.data(), nullptr, two);
+  for (const KernelTable* table : fast_tables()) {
+    std::vector<float> scratch(static_cast<size_t>(table->attention_scratch_floats(p)));
+    std::vector<float> y(expected.size());
+    table->attention(p, qkv.data(), y.data(), scratch.data(), two);
+    double err = 0;
+    for (size_t i = 0; i < y.size(); ++i) err = std::fmax(err, std::fabs(y[i] - expected[i]));
+    CHECK(err <= 2e-6);
   }
 }
 

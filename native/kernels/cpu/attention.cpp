@@ -1,25 +1,32 @@
-// Attention softmax(Q K^T / sqrt(d)) V as two register-tiled GEMMs around a softmax, with
-// the queries of a block side by side in vector lanes.
+// Attention softmax(Q K^T / sqrt(d)) V as two register-tiled GEMMs around a streaming
+// ("online") softmax, with the queries of a block side by side in vector lanes.
 //
 // Phase 1 (per batch item and head, split over tokens) copies the head's values into scratch
 // as rows padded to whole vectors, V[j][0 .. d_pad). Phase 2 works on blocks of kQueryBlock
-// queries (one work item each):
+// queries (one work item each) and walks the keys in blocks of kKeyBlock:
 //   Qt[c][i]  = q_i[c] / sqrt(d)                  the block's queries, transposed
 //   St[j][i]  = k_j . Qt[:, i]                    keys x queries tile: broadcast k_j[c] straight
 //                                                 from the QKV rows, FMA with Qt[c][...]
-//   Pt[j][i]  = exp(St[j][i] - max_j St[j][i])    per query = per lane: max, exp and the sum
-//                                                 are plain vector operations
-//   O[i][:]   = sum_j Pt[j][i] V[j][:] / sum_j Pt[j][i]
+//   m'[i]     = max(m[i], max_j St[j][i])         running maximum per query = per lane
+//   a[i]      = exp(m[i] - m'[i])                 how much the earlier blocks shrink
+//   Pt[j][i]  = exp(St[j][i] - m'[i])
+//   l'[i]     = a[i] l[i] + sum_j Pt[j][i]        running denominator
+//   O'[i][:]  = a[i] O[i][:] + sum_j Pt[j][i] V[j][:]
 //                                                 queries x channels tile: broadcast Pt[j][i]
+// and after the last block writes O[i][:] / l[i] (Milakov & Gimelshein 2018, "Online
+// normalizer calculation for softmax"; Dao et al. 2022, FlashAttention). The key blocks are
+// long (kKeyBlock, about 1,024 keys: 256 KiB of scores, a quarter of a Zen 4 core's L2), so
+// the images these models are trained at (up to 32x32 = 1,024 tokens) take one block, which is
+// the plain max-subtracted softmax compiled without the running output's loads and stores; a
+// larger image streams, and its per-thread score scratch stays at one block instead of growing
+// with the token count (4 MiB at 128x128). Short blocks measured slower: 96 or 288 keys cost
+// 3-10 % from 64 to 4,096 tokens (the rescale and output-tile passes per block), 1,024 keys
+// matched whole rows within the noise at 256, 1,024 and 4,096 tokens (fusediff_bench_kernels).
 // Keeping queries in lanes means K is read in its own layout (no transposed copy) and the
-// softmax needs no horizontal reductions. Rows of scores are whole: a streaming ("online",
-// FlashAttention-style) softmax over 96- or 288-key blocks, which keeps a block's scores in L1
-// and rescales the running output per block, measured 3-10 % slower here from 64 to 4,096
-// tokens and no faster at 4,096 tokens with 256-wide heads (branch attention-streaming); the
-// hardware prefetchers stream whole rows from L2 well, even where 4,096 x 64 scores fill it.
-// Register tiles follow the convolutions' (FUSEDIFF_TILE_PIXELS x FUSEDIFF_TILE_PANELS x 16
-// floats). Each output row is computed by exactly one work item: results do not depend on the
-// thread count. Compiled once per ISA like conv2d.cpp.
+// softmax needs no horizontal reductions. Register tiles follow the convolutions'
+// (FUSEDIFF_TILE_PIXELS x FUSEDIFF_TILE_PANELS x 16 floats). Each output row is computed by
+// exactly one work item: results do not depend on the thread count. Compiled once per ISA
+// like conv2d.cpp.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -35,6 +42,8 @@ constexpr int kQueryVecs = FUSEDIFF_TILE_PANELS * 16 / kVec;  // vectors of quer
 constexpr int kQueryBlock = kQueryVecs * kVec;                 // queries per work item
 constexpr int kKeysPerTile = FUSEDIFF_TILE_PIXELS;             // score tile: keys x kQueryVecs
 constexpr int kAccumulators = kKeysPerTile * kQueryVecs;
+// Keys per streaming step, in whole score tiles (see the top of the file for the size).
+constexpr int kKeyBlock = (1024 + kKeysPerTile - 1) / kKeysPerTile * kKeysPerTile;
 
 // Queries per output tile of NV channel vectors: the same accumulator count, at most 12.
 constexpr int queries_for(int nv) { return nv > 0 ? std::min(12, kAccumulators / nv) : 1; }
@@ -50,15 +59,15 @@ Layout layout(const AttentionParams& p) {
   return {p.tokens, d, (d + kVec - 1) / kVec * kVec};
 }
 
-// St (tokens x kQueryBlock) = K Qt for all keys; m[v] gets each query's maximum score.
-// `k_row(j)` points at key j's channel 0.
+// St (n keys x kQueryBlock) = K Qt for keys j0 .. j0+n-1; m[v] gets each query's maximum
+// score over them. `k_row(j)` points at key j's channel 0.
 template <class KRow>
-void scores(const Layout& l, KRow k_row, const float* qt, float* st, vec (&m)[kQueryVecs]) {
+void scores(const Layout& l, KRow k_row, int j0, int n, const float* qt, float* st, vec (&m)[kQueryVecs]) {
   for (int v = 0; v < kQueryVecs; ++v) m[v] = splat(-INFINITY);
-  for (int j0 = 0; j0 < l.tokens; j0 += kKeysPerTile) {
-    const int n = std::min(kKeysPerTile, l.tokens - j0);
+  for (int t0 = 0; t0 < n; t0 += kKeysPerTile) {
+    const int nt = std::min(kKeysPerTile, n - t0);
     const float* k[kKeysPerTile];
-    for (int r = 0; r < kKeysPerTile; ++r) k[r] = k_row(j0 + std::min(r, n - 1));  // a short tile repeats its last key
+    for (int r = 0; r < kKeysPerTile; ++r) k[r] = k_row(j0 + t0 + std::min(r, nt - 1));  // a short tile repeats its last key
     vec acc[kKeysPerTile][kQueryVecs] = {};
     for (int c = 0; c < l.d; ++c) {
       vec qv[kQueryVecs];
@@ -71,35 +80,73 @@ void scores(const Layout& l, KRow k_row, const float* qt, float* st, vec (&m)[kQ
         for (int v = 0; v < kQueryVecs; ++v) acc[r][v] += qv[v] * a;
       }
     }
-    for (int r = 0; r < n; ++r)
+    for (int r = 0; r < nt; ++r)
       for (int v = 0; v < kQueryVecs; ++v) {
-        store(st + static_cast<int64_t>(j0 + r) * kQueryBlock + v * kVec, acc[r][v]);
+        store(st + static_cast<int64_t>(t0 + r) * kQueryBlock + v * kVec, acc[r][v]);
         m[v] = vmax(m[v], acc[r][v]);
       }
   }
 }
 
-// In place: St becomes exp(St - max) column by column; inv_sum[i] = 1 / sum_j of column i.
-void softmax_columns(const Layout& l, float* st, const vec (&m)[kQueryVecs], float* inv_sum) {
-  vec sum[kQueryVecs] = {};
-  for (int j = 0; j < l.tokens; ++j)
-    for (int v = 0; v < kQueryVecs; ++v) {
-      float* s = st + static_cast<int64_t>(j) * kQueryBlock + v * kVec;
-      const vec e = vexp(load(s) - m[v]);
-      store(s, e);
-      sum[v] += e;
-    }
-  for (int v = 0; v < kQueryVecs; ++v) store(inv_sum + v * kVec, 1.0f / sum[v]);
-}
+// The running softmax state of a query block: maximum and denominator per query (lane).
+struct RunningSoftmax {
+  vec max[kQueryVecs], sum[kQueryVecs];
+  alignas(64) float rescale[kQueryBlock];  // a[i] of the latest step
+  bool started = false;
 
-// O rows i0 .. i0+R-1, channels c0 .. c0 + NV vectors: sum_j Pt[j][i] V[j][c] * inv_sum[i].
-template <int R, int NV>
-void output_tile(const Layout& l, const float* pt, const float* vp, const float* inv_sum, int i0, int c0, float* out,
-                 int64_t out_stride) {
-  vec acc[R][NV] = {};
-  for (int j = 0; j < l.tokens; ++j) {
-    const float* vrow = vp + static_cast<int64_t>(j) * l.d_pad + c0;
-    const float* prow = pt + static_cast<int64_t>(j) * kQueryBlock + i0;
+  // In place: St (n x kQueryBlock) becomes Pt = exp(St - m'), with m' the new running maximum
+  // from `block_max`; the sum and rescale factors are updated to match.
+  // The loop runs on local copies: stores through `st` could alias the members, which would
+  // keep the compiler from holding them in registers.
+  void step(int n, float* st, const vec (&block_max)[kQueryVecs]) {
+    vec m[kQueryVecs], l[kQueryVecs];
+    for (int v = 0; v < kQueryVecs; ++v) {
+      m[v] = started ? vmax(max[v], block_max[v]) : block_max[v];
+      const vec a = started ? vexp(max[v] - m[v]) : splat(0.0f);
+      store(rescale + v * kVec, a);
+      l[v] = started ? sum[v] * a : splat(0.0f);
+    }
+    for (int j = 0; j < n; ++j)
+      for (int v = 0; v < kQueryVecs; ++v) {
+        float* s = st + static_cast<int64_t>(j) * kQueryBlock + v * kVec;
+        const vec e = vexp(load(s) - m[v]);
+        store(s, e);
+        l[v] += e;
+      }
+    for (int v = 0; v < kQueryVecs; ++v) max[v] = m[v], sum[v] = l[v];
+    started = true;
+  }
+};
+
+// Where one streaming step's output tiles go. Every step but the first starts from the running
+// O in `acc_rows` (rows of d_pad floats) times a[i]; every step but the last stores its sum
+// there, and the last writes O / l to the output. A single key block does neither: it is the
+// plain softmax, and the templates below compile it without the streaming's loads and stores.
+struct OutputStep {
+  const float* pt;        // Pt of this key block: n x kQueryBlock
+  const float* vp;        // its padded value rows: n x d_pad
+  int n;                  // keys in the block
+  bool first, last;
+  const float* rescale;   // a[i] (read unless first)
+  float* acc_rows;        // the running O (unless first and last)
+  const float* inv_sum;   // 1 / l[i] (read if last)
+  float* out;             // the last step's destination rows
+  int64_t out_stride;
+};
+
+// O rows i0 .. i0+R-1, channels c0 .. c0 + NV vectors, for one key block.
+template <int R, int NV, bool kFirst, bool kLast>
+void output_tile(const Layout& l, const OutputStep& s, int i0, int c0) {
+  vec acc[R][NV];
+  for (int i = 0; i < R; ++i)
+    for (int u = 0; u < NV; ++u)
+      acc[i][u] = kFirst ? splat(0.0f)
+                         : load(s.acc_rows + static_cast<int64_t>(i0 + i) * l.d_pad + c0 + u * kVec) * s.rescale[i0 + i];
+  const float* vp = s.vp + c0;
+  const float* pt = s.pt + i0;
+  for (int j = 0, n = s.n; j < n; ++j) {
+    const float* vrow = vp + static_cast<int64_t>(j) * l.d_pad;
+    const float* prow = pt + static_cast<int64_t>(j) * kQueryBlock;
     vec vv[NV];
 #pragma GCC unroll 4
     for (int u = 0; u < NV; ++u) vv[u] = load(vrow + u * kVec);
@@ -111,10 +158,15 @@ void output_tile(const Layout& l, const float* pt, const float* vp, const float*
     }
   }
   for (int i = 0; i < R; ++i) {
-    float* o = out + (i0 + i) * out_stride;
+    if constexpr (!kLast) {
+      float* o = s.acc_rows + static_cast<int64_t>(i0 + i) * l.d_pad + c0;
+      for (int u = 0; u < NV; ++u) store(o + u * kVec, acc[i][u]);
+      continue;
+    }
+    float* o = s.out + (i0 + i) * s.out_stride;
     for (int u = 0; u < NV; ++u) {
       const int c = c0 + u * kVec;
-      const vec y = acc[i][u] * inv_sum[i0 + i];
+      const vec y = acc[i][u] * s.inv_sum[i0 + i];
       if (c + kVec <= l.d) {
         store(o + c, y);
       } else {
@@ -125,27 +177,32 @@ void output_tile(const Layout& l, const float* pt, const float* vp, const float*
 }
 
 // output_tile<R, NV> for R = count (<= queries_for(NV)) and NV = vecs (<= kQueryVecs).
-template <int NV = kQueryVecs, int R = queries_for(NV)>
-void output_tile_of(int vecs, int count, const Layout& l, const float* pt, const float* vp, const float* inv_sum,
-                    int i0, int c0, float* out, int64_t out_stride) {
+template <bool kFirst, bool kLast, int NV = kQueryVecs, int R = queries_for(NV)>
+void output_tile_of(int vecs, int count, const Layout& l, const OutputStep& s, int i0, int c0) {
   if constexpr (NV >= 1) {
-    if (vecs < NV) return output_tile_of<NV - 1>(vecs, count, l, pt, vp, inv_sum, i0, c0, out, out_stride);
+    if (vecs < NV) return output_tile_of<kFirst, kLast, NV - 1>(vecs, count, l, s, i0, c0);
     if constexpr (R >= 1) {
-      if (count == R) return output_tile<R, NV>(l, pt, vp, inv_sum, i0, c0, out, out_stride);
-      output_tile_of<NV, R - 1>(vecs, count, l, pt, vp, inv_sum, i0, c0, out, out_stride);
+      if (count == R) return output_tile<R, NV, kFirst, kLast>(l, s, i0, c0);
+      output_tile_of<kFirst, kLast, NV, R - 1>(vecs, count, l, s, i0, c0);
     }
   }
 }
 
-// O (nq x d) = Pt^T V, in tiles of channel blocks x query runs.
-void weighted_values(const Layout& l, int nq, const float* pt, const float* vp, const float* inv_sum, float* out,
-                     int64_t out_stride) {
+// One key block's share of O (nq x d) = Pt^T V, in tiles of channel blocks x query runs.
+template <bool kFirst, bool kLast>
+void weighted_values(const Layout& l, int nq, const OutputStep& s) {
   for (int c0 = 0; c0 < l.d_pad; c0 += kQueryVecs * kVec) {
     const int vecs = std::min(kQueryVecs, (l.d_pad - c0) / kVec);
     const int run = queries_for(vecs);
-    for (int i0 = 0; i0 < nq; i0 += run)
-      output_tile_of(vecs, std::min(run, nq - i0), l, pt, vp, inv_sum, i0, c0, out, out_stride);
+    for (int i0 = 0; i0 < nq; i0 += run) output_tile_of<kFirst, kLast>(vecs, std::min(run, nq - i0), l, s, i0, c0);
   }
+}
+
+void weighted_values(const Layout& l, int nq, const OutputStep& s) {
+  if (s.first && s.last) return weighted_values<true, true>(l, nq, s);
+  if (s.first) return weighted_values<true, false>(l, nq, s);
+  if (s.last) return weighted_values<false, true>(l, nq, s);
+  weighted_values<false, false>(l, nq, s);
 }
 
 }  // namespace
@@ -178,9 +235,10 @@ void attention(const AttentionParams& p, const float* qkv, float* out, float* sc
   const int blocks = (p.tokens + kQueryBlock - 1) / kQueryBlock;
   const float scale = 1.0f / std::sqrt(static_cast<float>(l.d));
   pool.parallel_for(static_cast<int64_t>(heads) * blocks, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> st, qt;
-    st.resize(static_cast<size_t>(p.tokens) * kQueryBlock);
+    thread_local std::vector<float> st, qt, acc_rows;
+    st.resize(static_cast<size_t>(std::min(p.tokens, kKeyBlock)) * kQueryBlock);
     qt.resize(static_cast<size_t>(l.d) * kQueryBlock);
+    if (p.tokens > kKeyBlock) acc_rows.resize(static_cast<size_t>(kQueryBlock) * l.d_pad);
     for (int64_t item = begin; item < end; ++item) {
       const int bh = static_cast<int>(item / blocks), block = static_cast<int>(item % blocks);
       const int q0 = block * kQueryBlock, nq = std::min(kQueryBlock, p.tokens - q0);
@@ -188,13 +246,25 @@ void attention(const AttentionParams& p, const float* qkv, float* out, float* sc
         const float* q = i < nq ? q_row(bh, q0 + i) : nullptr;
         for (int c = 0; c < l.d; ++c) qt[static_cast<size_t>(c) * kQueryBlock + i] = q ? q[c] * scale : 0.0f;
       }
-      vec m[kQueryVecs];
-      scores(l, [&](int j) { return q_row(bh, j) + p.channels; }, qt.data(), st.data(), m);
-      alignas(64) float inv_sum[kQueryBlock];
-      softmax_columns(l, st.data(), m, inv_sum);
       float* o = out + (static_cast<int64_t>(bh / p.heads) * p.tokens + q0) * p.channels +
                  static_cast<int64_t>(bh % p.heads) * l.d;
-      weighted_values(l, nq, st.data(), scratch + bh * l.per_head(), inv_sum, o, p.channels);
+      RunningSoftmax softmax;
+      alignas(64) float inv_sum[kQueryBlock];
+      for (int j0 = 0; j0 < p.tokens; j0 += kKeyBlock) {
+        const int n = std::min(kKeyBlock, p.tokens - j0);
+        const bool first = j0 == 0, last = j0 + n == p.tokens;
+        vec block_max[kQueryVecs];
+        scores(l, [&](int j) { return q_row(bh, j) + p.channels; }, j0, n, qt.data(), st.data(), block_max);
+        softmax.step(n, st.data(), block_max);
+        if (last)
+          for (int v = 0; v < kQueryVecs; ++v) store(inv_sum + v * kVec, 1.0f / softmax.sum[v]);
+        const OutputStep step{st.data(), scratch + bh * l.per_head() + static_cast<int64_t>(j0) * l.d_pad,
+                              n,         first,
+                              last,      softmax.rescale,
+                              acc_rows.data(), inv_sum,
+                              o,         p.channels};
+        weighted_values(l, nq, step);
+      }
     }
   });
 }
